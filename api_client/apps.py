@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ApiClientConfig(AppConfig):
+    name = "api_client"
+    verbose_name = "API client"

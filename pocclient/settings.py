@@ -1,0 +1,244 @@
+"""Settings for pocclient, read from the environment.
+
+Only this module reads ``os.environ``. Every variable is optional: the defaults run the app
+against the built-in sandbox on SQLite. A bad value raises ``ImproperlyConfigured`` naming the
+variable, so a typo fails at start-up rather than on the first API call.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}.")
+
+
+def _env_number[T: (int, float)](name: str, default: T, kind: type[T], minimum: T) -> T:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a {kind.__name__}; got {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {raw!r}.")
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    return _env_number(name, default, int, minimum)
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    return _env_number(name, default, float, minimum)
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off. Generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` and set it in "
+            "the environment."
+        )
+    SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 (debug only)
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "api_client",
+    "sandbox",
+    "pocclient",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pocclient.urls"
+WSGI_APPLICATION = "pocclient.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite is tuned for a thread pool of concurrent writers (see README, "Threads, connections
+# and SQLite"): WAL lets readers run beside the one writer; IMMEDIATE transactions take the
+# write lock up front so writers queue on the busy timeout instead of failing with "database
+# is locked" when a read transaction tries to upgrade. No mmap_size: with SQLite's WAL-reset
+# bug (3.7.0 to 3.51.2) a memory map can turn a rare race into lasting corruption.
+SQLITE_BUSY_TIMEOUT = env_float("POC_SQLITE_BUSY_TIMEOUT", 20.0, minimum=0.1)
+SQLITE_PRAGMAS = {
+    "journal_mode": "WAL",
+    "synchronous": "NORMAL",
+    "cache_size": "-20000",  # KiB, negative means size rather than pages: 20 MB
+    "journal_size_limit": "67108864",  # 64 MiB: WAL truncated back after checkpoints
+    "temp_store": "MEMORY",
+    "foreign_keys": "ON",
+}
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+try:
+    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+except (ValueError, KeyError) as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a supported database URL: {exc}") from None
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    _database["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": SQLITE_BUSY_TIMEOUT,
+        "init_command": ";".join(f"PRAGMA {k}={v}" for k, v in SQLITE_PRAGMAS.items()),
+    }
+    # The test database is a file, not shared-cache memory: concurrency tests must see the
+    # same WAL locking as production. pytest-django suffixes it per xdist worker.
+    _database["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+elif _database["ENGINE"] == "django.db.backends.postgresql":
+    _database["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, i18n, static ----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "console"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- Security (production) -------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# --- The external API --------------------------------------------------------------------------
+# api_client reads only this dict (api_client.conf documents every key).
+_SANDBOX_ROOT = "http://127.0.0.1:8000/sandbox/"
+POC_API = {
+    "BASE_URL": env_str("POC_API_BASE_URL", _SANDBOX_ROOT + "api/"),
+    "TOKEN_URL": env_str("POC_API_TOKEN_URL", _SANDBOX_ROOT + "oauth/token"),
+    "CLIENT_ID": env_str("POC_API_CLIENT_ID", "sandbox-client"),
+    "CLIENT_SECRET": env_str("POC_API_CLIENT_SECRET", "sandbox-secret"),
+    "SCOPE": env_str("POC_API_SCOPE", ""),
+    "CLIENT_AUTH": env_str("POC_API_CLIENT_AUTH", "basic"),
+    "CONNECT_TIMEOUT": env_float("POC_API_CONNECT_TIMEOUT", 3.05, minimum=0.01),
+    "READ_TIMEOUT": env_float("POC_API_READ_TIMEOUT", 30.0, minimum=0.01),
+    "MAX_WORKERS": env_int("POC_API_MAX_WORKERS", 16, minimum=1),
+    "RETRIES": env_int("POC_API_RETRIES", 3),
+    "BACKOFF_FACTOR": env_float("POC_API_BACKOFF_FACTOR", 0.2),
+    "RETRY_AFTER_MAX": env_int("POC_API_RETRY_AFTER_MAX", 10),
+    "TOKEN_LEEWAY": env_int("POC_API_TOKEN_LEEWAY", 60),
+    "DEFAULT_TOKEN_LIFETIME": env_int("POC_API_DEFAULT_TOKEN_LIFETIME", 3600, minimum=1),
+    "MAX_REQUEST_BYTES": env_int("POC_API_MAX_REQUEST_BYTES", 1_000_000, minimum=1),
+    "LOG_BODY_LIMIT": env_int("POC_API_LOG_BODY_LIMIT", 64_000, minimum=0),
+}
+
+# --- The sandbox (a local stand-in for the external API) --------------------------------------
+POC_SANDBOX = env_bool("POC_SANDBOX", DEBUG)
+SANDBOX = {
+    # One demo client; the POC_API defaults above use the same pair.
+    "CLIENTS": {
+        env_str("POC_SANDBOX_CLIENT_ID", "sandbox-client"): env_str(
+            "POC_SANDBOX_CLIENT_SECRET", "sandbox-secret"
+        )
+    },
+    "TOKEN_LIFETIME": env_int("POC_SANDBOX_TOKEN_LIFETIME", 3600, minimum=1),
+}
+
+# --- Logging: the original proof of concept's format, thread ids included ---------------------
+LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "poc": {
+            "format": "%(asctime)s %(thread)d %(levelname)s %(name)s %(funcName)s %(lineno)d "
+            "%(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "poc"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "urllib3": {"level": "WARNING"},
+    },
+}
