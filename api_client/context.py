@@ -1,0 +1,44 @@
+"""The request id of whatever caused the current API calls (a page request or a command run).
+
+A ``ContextVar`` rather than a thread-local: ``request_many`` copies the caller's context into
+its worker threads, so calls made there carry the caller's id without passing it around.
+"""
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Accept what common proxies generate (UUIDs, hex, base64url) but nothing that could smuggle
+# control characters or markup into logs and headers.
+_WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+_request_id: ContextVar[str] = ContextVar("api_client_request_id", default="")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def clean_request_id(candidate: str | None) -> str:
+    """``candidate`` when it is a well-formed id, else a fresh one."""
+    if candidate and _WELL_FORMED.fullmatch(candidate):
+        return candidate
+    return new_request_id()
+
+
+def get_request_id() -> str:
+    return _request_id.get()
+
+
+@contextmanager
+def request_id_scope(request_id: str | None = None) -> Iterator[str]:
+    """Run a block with ``request_id`` (cleaned, or generated) as the current request id."""
+    value = clean_request_id(request_id)
+    token = _request_id.set(value)
+    try:
+        yield value
+    finally:
+        _request_id.reset(token)

@@ -1,0 +1,165 @@
+"""What can go wrong when talking to the API, as a small hierarchy views and commands can map.
+
+``ApiError`` is the base; do not raise it directly. Its subclasses say what happened:
+the request was refused before sending (``InvalidRequestError``), the network failed
+(``ApiConnectionError``, ``ApiTimeoutError``), the API answered with an error status
+(``HTTPStatusError`` and one subclass per meaning), or no token could be obtained
+(``TokenError``, with subclasses named after RFC 6749's error codes).
+
+Messages are full sentences meant for people; they never contain a token or a secret.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ApiError(Exception):
+    """Base of every api_client error. Do not raise directly; raise a subclass."""
+
+    default_message: ClassVar[str] = "The API call failed."
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status: int | None = None,
+        body: str = "",
+        request_id: str = "",
+        exchange_id: int | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.status = status
+        self.body = body[:500]  # an excerpt, for messages and logs
+        self.request_id = request_id
+        self.exchange_id = exchange_id
+        super().__init__(self.message)
+
+    @property
+    def code(self) -> str:
+        """A stable machine-readable name, e.g. ``timeout`` or ``http_503``."""
+        return getattr(self, "error_code", type(self).__name__)
+
+
+class InvalidRequestError(ApiError):
+    """Bad input caught before anything was sent. ``field`` names the culprit."""
+
+    error_code = "invalid_request"
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ApiConnectionError(ApiError):
+    error_code = "connection_error"
+    default_message = "Could not connect to the API. Check POC_API_BASE_URL and the network."
+
+
+class ApiTimeoutError(ApiConnectionError):
+    error_code = "timeout"
+    default_message = "The API did not answer within the timeout."
+
+
+class HTTPStatusError(ApiError):
+    """The API answered with a status of 400 or more."""
+
+    error_code = "http_error"
+
+    @classmethod
+    def for_status(cls, status: int) -> type[HTTPStatusError]:
+        if status in _BY_STATUS:
+            return _BY_STATUS[status]
+        return ServerError if status >= 500 else HTTPStatusError
+
+
+class BadRequestError(HTTPStatusError):
+    error_code = "bad_request"
+
+
+class UnauthorizedError(HTTPStatusError):
+    error_code = "unauthorized"
+
+
+class ForbiddenError(HTTPStatusError):
+    error_code = "forbidden"
+
+
+class NotFoundError(HTTPStatusError):
+    error_code = "not_found"
+
+
+class ConflictError(HTTPStatusError):
+    error_code = "conflict"
+
+
+class RateLimitedError(HTTPStatusError):
+    error_code = "rate_limited"
+
+
+class ServerError(HTTPStatusError):
+    error_code = "server_error"
+
+
+_BY_STATUS: dict[int, type[HTTPStatusError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitedError,
+}
+
+
+class TokenError(ApiError):
+    """No usable access token. Subclasses carry the OAuth2 error code the provider sent."""
+
+    error_code = "token_error"
+    default_message = "Could not obtain an access token."
+
+    @classmethod
+    def for_oauth_error(cls, oauth_code: str) -> type[TokenError]:
+        return _BY_OAUTH_CODE.get(oauth_code, TokenError)
+
+
+class InvalidClientError(TokenError):
+    error_code = "invalid_client"
+    default_message = (
+        "The token endpoint rejected the client credentials. "
+        "Check POC_API_CLIENT_ID and POC_API_CLIENT_SECRET."
+    )
+
+
+class InvalidGrantError(TokenError):
+    error_code = "invalid_grant"
+
+
+class UnauthorizedClientError(TokenError):
+    error_code = "unauthorized_client"
+
+
+class UnsupportedGrantTypeError(TokenError):
+    error_code = "unsupported_grant_type"
+
+
+class InvalidScopeError(TokenError):
+    error_code = "invalid_scope"
+    default_message = "The token endpoint refused the requested scope. Check POC_API_SCOPE."
+
+
+class TokenEndpointError(TokenError):
+    """The token endpoint was unreachable or answered with something that is not a token."""
+
+    error_code = "token_endpoint_error"
+
+
+_BY_OAUTH_CODE: dict[str, type[TokenError]] = {
+    cls.error_code: cls
+    for cls in (
+        InvalidClientError,
+        InvalidGrantError,
+        UnauthorizedClientError,
+        UnsupportedGrantTypeError,
+        InvalidScopeError,
+    )
+}

@@ -1,0 +1,156 @@
+import hashlib
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def credential_key(token_url: str, client_id: str) -> str:
+    """The identity of one credential: one persisted token per (token endpoint, client)."""
+    return hashlib.sha256(f"{token_url}\n{client_id}".encode()).hexdigest()
+
+
+def mask(secret: str) -> str:
+    """Enough of a secret to tell two apart in the admin, never enough to use it."""
+    if not secret:
+        return ""
+    return f"{secret[:4]}…{len(secret)} chars" if len(secret) > 12 else "…"
+
+
+class TokenState(models.TextChoices):
+    MISSING = "missing", "no token yet"
+    VALID = "valid", "valid"
+    EXPIRING = "expiring", "expiring soon"
+    EXPIRED = "expired", "expired"
+    FAILED = "failed", "failed"
+
+
+class Token(models.Model):
+    """The access token of one credential, shared by every thread and process.
+
+    ``lease_owner``/``lease_until`` implement single flight (see ``api_client.tokens``).
+    """
+
+    credential_key = models.CharField(max_length=64, unique=True)
+    token_url = models.CharField(max_length=2048)
+    client_id = models.CharField(max_length=255)
+    access_token = models.TextField(blank=True)
+    refresh_token = models.TextField(blank=True)
+    token_type = models.CharField(max_length=40, blank=True)
+    scope = models.CharField(max_length=1000, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    obtained_at = models.DateTimeField("last refresh", null=True, blank=True)
+    refresh_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["client_id"]
+
+    def __str__(self) -> str:
+        return f"token for {self.client_id} at {self.token_url}"
+
+    @property
+    def masked_access_token(self) -> str:
+        return mask(self.access_token)
+
+    @property
+    def lifetime(self) -> timedelta | None:
+        if self.expires_at and self.obtained_at:
+            return self.expires_at - self.obtained_at
+        return None
+
+    def refresh_due_at(self, leeway_seconds: int) -> datetime | None:
+        """When this token should be replaced: ``leeway`` before expiry, capped at half its life.
+
+        The cap keeps short-lived tokens in use: a 60-second token with a 60-second leeway
+        would otherwise be refreshed on every call.
+        """
+        if not self.access_token or not self.expires_at:
+            return None
+        leeway = timedelta(seconds=leeway_seconds)
+        if self.lifetime is not None:
+            leeway = min(leeway, self.lifetime / 2)
+        return self.expires_at - leeway
+
+    def is_usable(self, leeway_seconds: int, now: datetime | None = None) -> bool:
+        due = self.refresh_due_at(leeway_seconds)
+        return due is not None and (now or timezone.now()) < due
+
+    def state(self, leeway_seconds: int, now: datetime | None = None) -> TokenState:
+        now = now or timezone.now()
+        if not self.access_token or not self.expires_at:
+            return TokenState.FAILED if self.last_error else TokenState.MISSING
+        if self.expires_at <= now:
+            return TokenState.FAILED if self.last_error else TokenState.EXPIRED
+        if not self.is_usable(leeway_seconds, now):
+            return TokenState.EXPIRING
+        return TokenState.VALID
+
+
+class ExchangeQuerySet(models.QuerySet):
+    def failed(self) -> "ExchangeQuerySet":
+        return self.filter(Q(status__gte=400) | Q(status__isnull=True))
+
+    def succeeded(self) -> "ExchangeQuerySet":
+        return self.filter(status__gte=200, status__lt=400)
+
+    def in_status_class(self, hundreds: int) -> "ExchangeQuerySet":
+        """Exchanges whose status is ``hundreds``xx (2 -> 200-299); 0 selects "no response"."""
+        if hundreds == 0:
+            return self.filter(status__isnull=True)
+        return self.filter(status__gte=hundreds * 100, status__lt=hundreds * 100 + 100)
+
+    def older_than(self, days: float) -> "ExchangeQuerySet":
+        return self.filter(created_at__lt=timezone.now() - timedelta(days=days))
+
+
+class Exchange(models.Model):
+    """One outbound HTTP call, as sent and as answered, with secrets redacted."""
+
+    class Kind(models.TextChoices):
+        API = "api", "API call"
+        TOKEN = "token", "token request"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=8, choices=Kind, default=Kind.API)
+    method = models.CharField(max_length=10)
+    url = models.CharField(max_length=4096)
+    path = models.CharField(max_length=4096, help_text="Path and query below the base URL.")
+    request_headers = models.JSONField(default=dict, blank=True)
+    request_body = models.TextField(blank=True)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True)
+    response_truncated = models.BooleanField(default=False)
+    duration_ms = models.FloatField(default=0.0)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    thread = models.CharField(max_length=100, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    batch_id = models.CharField(max_length=32, blank=True)
+
+    objects = ExchangeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="exchange_recent_idx"),
+            models.Index(fields=["status", "created_at"], name="exchange_status_idx"),
+            models.Index(fields=["method", "created_at"], name="exchange_method_idx"),
+            models.Index(fields=["request_id"], name="exchange_request_id_idx"),
+            models.Index(fields=["batch_id"], name="exchange_batch_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = self.status or self.error_code or "no response"
+        return f"{self.method} {self.path[:80]} -> {outcome}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and self.status < 400

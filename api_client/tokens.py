@@ -1,0 +1,389 @@
+"""Access tokens: obtained, persisted, cached, refreshed before expiry, and only once at a time.
+
+Single flight. However many threads and processes find the token due at once, the token
+endpoint is called once. Within a process, a lock per credential makes threads queue behind
+the one refreshing; they then find the new token in the in-process cache. Across processes
+(gunicorn workers, cron, other hosts on PostgreSQL) the ``Token`` row carries a lease: a
+process may call the token endpoint only after a single conditional UPDATE has set
+``lease_owner``/``lease_until`` on the row *and* found ``refresh_count`` unchanged since it
+read the row. That statement is its own short transaction, so no database write lock is held
+while the network call runs (``select_for_update`` would hold one, and is a no-op on SQLite
+anyway). Others poll the row until the lease holder writes the new token and clears the
+lease, or until the lease expires (a crashed holder) and one of them takes it over.
+
+Refresh timing. A token is replaced ``TOKEN_LEEWAY`` seconds before it expires, but never
+earlier than half way through its life, so short-lived tokens are still reused. After a 401
+the caller passes the rejected token as ``stale``: it is replaced only if it is still the
+current one, so a burst of 401s causes one refresh, not one per call.
+
+Grants: refresh_token when we hold one (rotated refresh tokens replace the old one), falling
+back to client_credentials when the provider refuses it; client authentication by HTTP Basic
+(RFC 6749 2.3.1: id and secret form-encoded first) or in the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from django.db import IntegrityError
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .conf import ApiSettings
+from .exceptions import (
+    ApiConnectionError,
+    InvalidGrantError,
+    TokenEndpointError,
+    TokenError,
+)
+from .models import Token, TokenState, credential_key
+
+if TYPE_CHECKING:
+    from .client import ApiResponse
+
+logger = logging.getLogger(__name__)
+
+# (fields, headers) -> response; provided by the client, which owns all HTTP.
+PostForm = Callable[[Mapping[str, str], Mapping[str, str]], "ApiResponse"]
+
+_POLL_SECONDS = 0.05
+_OWNER = f"{os.uname().nodename[:30]}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    access_token: str
+    token_type: str
+    refresh_due: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStatus:
+    """What may be shown about a token: everything but the token."""
+
+    state: str
+    expires_at: datetime | None
+    expires_in: int | None
+    refresh_due_at: datetime | None
+    obtained_at: datetime | None
+    token_type: str
+    scope: str
+    refresh_count: int
+    last_error: str
+    last_error_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Token | None, leeway: int) -> TokenStatus:
+        if row is None:
+            return cls(TokenState.MISSING, None, None, None, None, "", "", 0, "", None)
+        now = timezone.now()
+        expires_in = int((row.expires_at - now).total_seconds()) if row.expires_at else None
+        return cls(
+            state=row.state(leeway, now),
+            expires_at=row.expires_at,
+            expires_in=max(expires_in, 0) if expires_in is not None else None,
+            refresh_due_at=row.refresh_due_at(leeway),
+            obtained_at=row.obtained_at,
+            token_type=row.token_type,
+            scope=row.scope,
+            refresh_count=row.refresh_count,
+            last_error=row.last_error,
+            last_error_at=row.last_error_at,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "state": str(self.state),
+            "expires_at": iso(self.expires_at),
+            "expires_in": self.expires_in,
+            "refresh_due_at": iso(self.refresh_due_at),
+            "obtained_at": iso(self.obtained_at),
+            "token_type": self.token_type,
+            "scope": self.scope,
+            "refresh_count": self.refresh_count,
+            "last_error": self.last_error,
+            "last_error_at": iso(self.last_error_at),
+        }
+
+
+# The in-process cache and per-credential locks are shared by every client in the process.
+_cache: dict[str, _Cached] = {}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget cached tokens (the database keeps them). For tests and after settings change."""
+    _cache.clear()
+
+
+def _lock_for(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+class TokenManager:
+    def __init__(self, config: ApiSettings, post_form: PostForm) -> None:
+        self.config = config
+        self.key = credential_key(config.TOKEN_URL, config.CLIENT_ID)
+        self._post_form = post_form
+        # Long enough for the token request with its connect retries; a crashed holder's
+        # lease runs out after this and another process takes over.
+        self.lease_seconds = (
+            (config.RETRIES + 1) * config.CONNECT_TIMEOUT + config.READ_TIMEOUT + 5.0
+        )
+
+    # --- public API --------------------------------------------------------------------------
+
+    def get_token(self, *, stale: str | None = None) -> str:
+        """A usable access token. ``stale``: a token the API refused, to be replaced."""
+        cached = _cache.get(self.key)
+        if cached and cached.access_token != stale and timezone.now() < cached.refresh_due:
+            return cached.access_token
+        started = timezone.now()
+        with _lock_for(self.key):
+            cached = _cache.get(self.key)
+            if cached and cached.access_token != stale and timezone.now() < cached.refresh_due:
+                return cached.access_token
+            row, _ = self._obtain(stale=stale, started=started)
+            return row.access_token
+
+    def ensure(
+        self, *, force: bool = False, if_expiring_within: float | None = None
+    ) -> tuple[TokenStatus, bool]:
+        """Make sure a token is stored; returns its status and whether a grant was made.
+
+        ``force`` always refreshes; ``if_expiring_within`` refreshes only when the token
+        expires within that many seconds (or is missing); otherwise a usable token is reused.
+        """
+        started = timezone.now()
+        with _lock_for(self.key):
+            row = self._row()
+            stale = None
+            if force:
+                stale = row.access_token
+            elif if_expiring_within is not None and row.expires_at is not None:
+                remaining = (row.expires_at - timezone.now()).total_seconds()
+                if remaining <= if_expiring_within:
+                    stale = row.access_token
+            row, refreshed = self._obtain(stale=stale or None, started=started)
+            return TokenStatus.of(row, self.config.TOKEN_LEEWAY), refreshed
+
+    def status(self) -> TokenStatus:
+        row = Token.objects.filter(credential_key=self.key).first()
+        return TokenStatus.of(row, self.config.TOKEN_LEEWAY)
+
+    # --- single flight -----------------------------------------------------------------------
+
+    def _row(self) -> Token:
+        try:
+            row, _ = Token.objects.get_or_create(
+                credential_key=self.key,
+                defaults={"token_url": self.config.TOKEN_URL, "client_id": self.config.CLIENT_ID},
+            )
+        except IntegrityError:  # another process created it between our SELECT and INSERT
+            row = Token.objects.get(credential_key=self.key)
+        return row
+
+    def _obtain(self, *, stale: str | None, started: datetime) -> tuple[Token, bool]:
+        """The stored token if usable (and not ``stale``), else a new one, single flight.
+
+        ``started`` is when the caller began waiting: a refresh that failed after that is
+        reported to it rather than tried again.
+        """
+        deadline = time.monotonic() + self.lease_seconds + 5.0
+        while True:
+            row = self._row()
+            if row.access_token != stale and row.is_usable(self.config.TOKEN_LEEWAY):
+                self._remember(row)
+                return row, False
+            if row.last_error_at and row.last_error_at >= started and not row.lease_owner:
+                # Someone refreshed and failed while we waited: share their failure rather
+                # than hammering a broken endpoint once per waiting thread.
+                raise TokenError(row.last_error)
+            owner = self._take_lease(row)
+            if owner:
+                return self._refresh_under_lease(row, owner), True
+            if time.monotonic() > deadline:
+                raise TokenError(
+                    "Timed out waiting for another process to refresh the access token; "
+                    "try again, and check the token endpoint if it keeps happening."
+                )
+            time.sleep(_POLL_SECONDS)
+
+    def _take_lease(self, row: Token) -> str | None:
+        now = timezone.now()
+        owner = f"{_OWNER}:{uuid.uuid4().hex[:8]}"
+        taken = (
+            Token.objects.filter(pk=row.pk, refresh_count=row.refresh_count)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_owner=owner, lease_until=now + timedelta(seconds=self.lease_seconds))
+        )
+        return owner if taken else None
+
+    def _refresh_under_lease(self, row: Token, owner: str) -> Token:
+        try:
+            payload = self._grant(row)
+        except Exception as exc:
+            # Release the lease at once, so others need not wait for it to run out.
+            message = (
+                exc.message
+                if isinstance(exc, TokenError)
+                else f"Unexpected {type(exc).__name__} while refreshing the token."
+            )
+            Token.objects.filter(pk=row.pk, lease_owner=owner).update(
+                lease_owner="", lease_until=None, last_error=message, last_error_at=timezone.now()
+            )
+            _cache.pop(self.key, None)
+            raise
+        now = timezone.now()
+        values = {
+            "access_token": payload["access_token"],
+            "token_type": payload["token_type"],
+            "expires_at": now + timedelta(seconds=payload["expires_in"]),
+            "obtained_at": now,
+            "scope": payload["scope"] or row.scope,
+            "refresh_token": payload["refresh_token"] or row.refresh_token,
+            "last_error": "",
+            "last_error_at": None,
+            "lease_owner": "",
+            "lease_until": None,
+        }
+        saved = Token.objects.filter(pk=row.pk, lease_owner=owner).update(
+            refresh_count=F("refresh_count") + 1, **values
+        )
+        if not saved:
+            logger.warning("Token lease expired during the refresh; this token is not persisted.")
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.refresh_count += 1
+        self._remember(row)
+        logger.info(
+            "Obtained an access token for %s, valid until %s",
+            self.config.CLIENT_ID,
+            row.expires_at.isoformat(),
+        )
+        return row
+
+    def _remember(self, row: Token) -> None:
+        due = row.refresh_due_at(self.config.TOKEN_LEEWAY)
+        if due is not None:
+            _cache[self.key] = _Cached(row.access_token, row.token_type, due)
+
+    # --- the grants --------------------------------------------------------------------------
+
+    def _grant(self, row: Token) -> dict[str, Any]:
+        if row.refresh_token:
+            try:
+                return self._request(
+                    {"grant_type": "refresh_token", "refresh_token": row.refresh_token}
+                )
+            except InvalidGrantError:
+                logger.info("The refresh token was refused; falling back to client credentials.")
+        fields = {"grant_type": "client_credentials"}
+        if self.config.SCOPE:
+            fields["scope"] = self.config.SCOPE
+        return self._request(fields)
+
+    def _request(self, fields: dict[str, str]) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if self.config.CLIENT_AUTH == "body":
+            fields = {
+                **fields,
+                "client_id": self.config.CLIENT_ID,
+                "client_secret": self.config.CLIENT_SECRET,
+            }
+        else:
+            pair = ":".join(
+                quote(part, safe="") for part in (self.config.CLIENT_ID, self.config.CLIENT_SECRET)
+            )
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        try:
+            response = self._post_form(fields, headers)
+        except ApiConnectionError as exc:
+            raise TokenEndpointError(
+                f"Could not reach the token endpoint {self.config.TOKEN_URL}: {exc.message}",
+                exchange_id=exc.exchange_id,
+            ) from exc
+        payload = _json_object(response)
+        if response.status >= 400 or payload is None or "error" in (payload or {}):
+            raise _token_error(response, payload, self.config.TOKEN_URL)
+        return _parse_token(payload, response, self.config.DEFAULT_TOKEN_LIFETIME)
+
+
+def _json_object(response: ApiResponse) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _token_error(response: ApiResponse, payload: dict[str, Any] | None, url: str) -> TokenError:
+    code = str((payload or {}).get("error", ""))
+    description = str((payload or {}).get("error_description", "")).strip()
+    if code and response.status < 500:
+        error_class = TokenError.for_oauth_error(code)
+        message = f"The token endpoint refused the request ({code})"
+        message += f": {description}" if description else "."
+        if error_class.default_message != TokenError.default_message:
+            message += " " + error_class.default_message
+    else:
+        error_class = TokenEndpointError
+        message = (
+            f"The token endpoint {url} answered {response.status}"
+            + (f" ({code})" if code else "")
+            + " instead of a token; see the exchange log for what it sent."
+        )
+    return error_class(message, status=response.status, body="", exchange_id=response.exchange_id)
+
+
+def _parse_token(
+    payload: dict[str, Any], response: ApiResponse, default_lifetime: int
+) -> dict[str, Any]:
+    """Check the provider's token response; it is untrusted input."""
+
+    def fail(problem: str) -> TokenEndpointError:
+        return TokenEndpointError(
+            f"The token endpoint's response {problem}; see the exchange log.",
+            status=response.status,
+            exchange_id=response.exchange_id,
+        )
+
+    access_token = payload.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise fail("has no access_token")
+    token_type = payload.get("token_type") or "Bearer"
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise fail(f"has token_type {token_type!r}, and only Bearer tokens are supported")
+    expires_in = payload.get("expires_in", default_lifetime)
+    try:
+        expires_in = int(expires_in)
+    except (TypeError, ValueError):
+        raise fail("has an expires_in that is not a number") from None
+    if expires_in <= 0:
+        raise fail("has an expires_in that is not positive")
+    refresh_token = payload.get("refresh_token") or ""
+    scope = payload.get("scope") or ""
+    if not isinstance(refresh_token, str) or not isinstance(scope, str):
+        raise fail("has a refresh_token or scope that is not a string")
+    return {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "refresh_token": refresh_token,
+        "scope": scope,
+    }

@@ -1,0 +1,84 @@
+"""Fixtures shared by the whole suite.
+
+Tests that talk HTTP use pytest-django's ``live_server``: a real threaded server on
+127.0.0.1 serving this project, sandbox included. Using it makes a test transactional
+(``transaction=True``), which is what tests with threads need anyway: every thread has its
+own connection and sees only committed data.
+"""
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from api_client import tokens
+from api_client.client import ApiClient
+from api_client.conf import ApiSettings, api_settings
+from sandbox import stats
+
+
+@pytest.fixture
+def sandbox_root(live_server) -> str:
+    return f"{live_server.url}/sandbox/"
+
+
+@pytest.fixture
+def api_config(sandbox_root: str, settings) -> Iterator[ApiSettings]:
+    """POC_API pointed at the live sandbox, with short timeouts and no retry back-off."""
+    settings.POC_API = {
+        **settings.POC_API,
+        "BASE_URL": f"{sandbox_root}api/",
+        "TOKEN_URL": f"{sandbox_root}oauth/token",
+        "CLIENT_ID": "sandbox-client",
+        "CLIENT_SECRET": "sandbox-secret",
+        "CONNECT_TIMEOUT": 2.0,
+        "READ_TIMEOUT": 5.0,
+        "BACKOFF_FACTOR": 0.0,
+        "RETRY_AFTER_MAX": 3,
+    }
+    tokens.clear_cache()
+    stats.reset()
+    yield api_settings()
+    tokens.clear_cache()
+
+
+@pytest.fixture
+def api(api_config: ApiSettings) -> Iterator[ApiClient]:
+    client = ApiClient(api_config)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def configure_api(api_config: ApiSettings, settings):
+    """Change POC_API keys for one test; returns a fresh client built from them."""
+    clients: list[ApiClient] = []
+
+    def configure(**changes) -> ApiClient:
+        settings.POC_API = {**settings.POC_API, **changes}
+        tokens.clear_cache()
+        client = ApiClient(api_settings())
+        clients.append(client)
+        return client
+
+    yield configure
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def sandbox_settings(settings):
+    """Change SANDBOX keys (token lifetime, refresh tokens, ...) for one test."""
+
+    def configure(**changes) -> None:
+        settings.SANDBOX = {**settings.SANDBOX, **changes}
+
+    return configure
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
