@@ -136,9 +136,7 @@ SQLITE_PRAGMAS = {
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 try:
-    _database = dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60)
-    )
+    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60))
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a supported database URL: {exc}") from None
 if _database["ENGINE"] == "django.db.backends.sqlite3":

@@ -80,9 +80,7 @@ def test_retries_stop_after_the_configured_count(configure_api):
 
 def test_429_with_retry_after_is_honoured(api):
     key = uuid.uuid4().hex
-    response = api.get(
-        "echo", query={"status": 429, "retry_after": 1, "fail_first": 1, "key": key}
-    )
+    response = api.get("echo", query={"status": 429, "retry_after": 1, "fail_first": 1, "key": key})
 
     assert response.status == 200
     assert response.attempts == 2

@@ -102,9 +102,7 @@ def open_database_connections() -> int:
         fds = Path("/proc/self/fd")
         return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == path)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        )
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
         return cursor.fetchone()[0]
 
 
@@ -117,9 +115,7 @@ def test_original_crash_scenario_2000_calls_at_concurrency_16(api, caplog):
     """
     Item.objects.bulk_create(Item(name=f"item {n}") for n in range(20))
     items = list(Item.objects.all())  # read in this (the "request") thread
-    requests = [
-        {"method": "GET", "path": f"items/{items[n % len(items)].pk}"} for n in range(2000)
-    ]
+    requests = [{"method": "GET", "path": f"items/{items[n % len(items)].pk}"} for n in range(2000)]
     worker_connections = []
 
     def remember(sender, connection, **kwargs):

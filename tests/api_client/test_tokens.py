@@ -105,9 +105,7 @@ def test_refused_refresh_token_falls_back_to_client_credentials(api):
     assert "invalid_grant" in refused.response_body
 
 
-def test_provider_without_refresh_tokens_gets_client_credentials_each_time(
-    api, sandbox_settings
-):
+def test_provider_without_refresh_tokens_gets_client_credentials_each_time(api, sandbox_settings):
     sandbox_settings(ISSUE_REFRESH_TOKENS=False)
     api.get("whoami")
     assert stored().refresh_token == ""
