@@ -36,12 +36,15 @@ def check_api_settings(
     return messages
 
 
+def uses_sqlite() -> bool:
+    return any(db["ENGINE"].endswith("sqlite3") for db in settings.DATABASES.values())
+
+
 @register()
 def check_sqlite_version(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
-    uses_sqlite = any(db["ENGINE"].endswith("sqlite3") for db in settings.DATABASES.values())
-    if not uses_sqlite or sqlite3.sqlite_version_info >= SQLITE_WAL_RESET_FIXED:
+    if not uses_sqlite() or sqlite3.sqlite_version_info >= SQLITE_WAL_RESET_FIXED:
         return []
     return [
         Warning(

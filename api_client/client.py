@@ -531,9 +531,9 @@ class ApiClient:
         try:
             if connection.in_atomic_block:
                 with transaction.atomic():  # a savepoint: a failed insert must not poison it
-                    exchange.save(force_insert=True)
+                    Exchange.objects.record(exchange)
             else:
-                exchange.save(force_insert=True)
+                Exchange.objects.record(exchange)
         except Exception:
             logger.exception("Could not record the exchange for %s %s", method, path)
             return None

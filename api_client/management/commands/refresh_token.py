@@ -2,6 +2,7 @@ import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from api_client.client import get_client
 from api_client.context import request_id_scope
@@ -45,6 +46,11 @@ class Command(BaseCommand):
                 )
             except ApiError as exc:
                 raise CommandError(" ".join(exc.message.split())) from exc
+            except DatabaseError as exc:
+                raise CommandError(
+                    f"The database is not usable ({' '.join(str(exc).split())}); "
+                    "has `manage.py migrate` run?"
+                ) from exc
         action = "Obtained a new access token" if refreshed else "The stored access token is valid"
         expires = status.expires_at.strftime("%Y-%m-%d %H:%M:%S %Z") if status.expires_at else "?"
         self.stdout.write(f"{action}; it expires at {expires} (in {status.expires_in} s).")
