@@ -185,11 +185,11 @@ def test_bad_input_is_refused_before_anything_is_sent(configure_api, closed_port
 
 
 def test_exchange_logging_failure_never_hides_the_result(api, monkeypatch, caplog):
-    def broken_save(*args, **kwargs):
+    def broken_record(*args, **kwargs):
         raise RuntimeError("disk full")
 
     api.get("whoami")
-    monkeypatch.setattr(Exchange, "save", broken_save)
+    monkeypatch.setattr(Exchange.objects, "record", broken_record)
 
     response = api.get("whoami")
 
