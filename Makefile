@@ -22,6 +22,9 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@ $(VENV)/.run-deps
 
+# The sandbox is served by this same server: point the client at it, wherever it listens.
+run: export POC_API_BASE_URL ?= http://$(HOST):$(PORT)/sandbox/api/
+run: export POC_API_TOKEN_URL ?= http://$(HOST):$(PORT)/sandbox/oauth/token
 run: $(VENV)/.run-deps
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py ensure_admin
