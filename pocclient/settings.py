@@ -139,12 +139,13 @@ try:
     _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60))
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a supported database URL: {exc}") from None
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": SQLITE_BUSY_TIMEOUT,
+    "init_command": ";".join(f"PRAGMA {k}={v}" for k, v in SQLITE_PRAGMAS.items()),
+}
 if _database["ENGINE"] == "django.db.backends.sqlite3":
-    _database["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": SQLITE_BUSY_TIMEOUT,
-        "init_command": ";".join(f"PRAGMA {k}={v}" for k, v in SQLITE_PRAGMAS.items()),
-    }
+    _database["OPTIONS"] = SQLITE_OPTIONS
     # The test database is a file, not shared-cache memory: concurrency tests must see the
     # same WAL locking as production. pytest-django suffixes it per xdist worker.
     _database["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}

@@ -9,14 +9,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.db.utils import ConnectionHandler
 
 from api_client import checks
 
 ROOT = Path(__file__).resolve().parents[2]
-sqlite_only = pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
-    reason="SQLite tuning applies only when DATABASE_URL is SQLite",
-)
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -31,49 +28,75 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def pragma(name: str) -> object:
-    with connection.cursor() as cursor:
+@pytest.fixture
+def sqlite_connections(tmp_path, django_db_blocker):
+    """Connections configured exactly like the default SQLite database, on a fresh file.
+
+    Built from the settings even when the suite runs on PostgreSQL, so the SQLite tuning is
+    checked in every run.
+    """
+    handler = ConnectionHandler(
+        {
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(tmp_path / "tuned.sqlite3"),
+                "OPTIONS": settings.SQLITE_OPTIONS,
+            }
+        }
+    )
+    with django_db_blocker.unblock():  # not the test database: a file of our own
+        yield handler
+        handler.close_all()
+
+
+def pragma(conn, name: str) -> object:
+    with conn.cursor() as cursor:
         cursor.execute(f"PRAGMA {name}")
         return cursor.fetchone()[0]
 
 
-@sqlite_only
-@pytest.mark.django_db(transaction=True)
-def test_sqlite_pragmas_read_back_from_a_live_connection():
-    assert pragma("journal_mode") == "wal"
-    assert pragma("synchronous") == 1  # NORMAL
-    assert pragma("busy_timeout") == int(settings.SQLITE_BUSY_TIMEOUT * 1000)
-    assert pragma("mmap_size") == 0  # never: see the WAL-reset bug
-    assert pragma("foreign_keys") == 1
-    assert pragma("journal_size_limit") == 67108864
-    assert connection.transaction_mode == "IMMEDIATE"
-    assert not settings.DATABASES["default"]["ATOMIC_REQUESTS"]
+def test_sqlite_pragmas_read_back_from_a_live_connection(sqlite_connections):
+    conn = sqlite_connections["default"]
+
+    assert pragma(conn, "journal_mode") == "wal"
+    assert pragma(conn, "synchronous") == 1  # NORMAL
+    assert pragma(conn, "busy_timeout") == int(settings.SQLITE_BUSY_TIMEOUT * 1000)
+    assert pragma(conn, "mmap_size") == 0  # never: see the WAL-reset bug
+    assert pragma(conn, "foreign_keys") == 1
+    assert pragma(conn, "journal_size_limit") == 67108864
+    assert pragma(conn, "cache_size") == -20000
+    assert conn.transaction_mode == "IMMEDIATE"
+    assert not conn.settings_dict["ATOMIC_REQUESTS"]
 
 
-@sqlite_only
-@pytest.mark.django_db(transaction=True)
-def test_every_thread_gets_its_own_tuned_connection():
-    from django.db import connections
-
+def test_every_thread_gets_its_own_tuned_connection(sqlite_connections):
     seen = {}
 
     def read() -> None:
-        seen["journal_mode"] = pragma("journal_mode")
-        seen["connection"] = id(connections["default"].connection)
-        connections.close_all()
+        conn = sqlite_connections["default"]
+        seen["busy_timeout"] = pragma(conn, "busy_timeout")
+        seen["connection"] = id(conn.connection)
+        conn.close()
 
-    pragma("journal_mode")
+    main = sqlite_connections["default"]
+    pragma(main, "journal_mode")
     thread = threading.Thread(target=read)
     thread.start()
     thread.join()
 
-    assert seen["journal_mode"] == "wal"
-    assert seen["connection"] != id(connection.connection)
+    assert seen["busy_timeout"] == int(settings.SQLITE_BUSY_TIMEOUT * 1000)
+    assert seen["connection"] != id(main.connection)
 
 
-def test_test_database_is_a_file_not_shared_memory():
-    if connection.vendor == "sqlite":
-        assert not connection.is_in_memory_db()
+def test_the_default_database_uses_the_tuned_sqlite_options_when_it_is_sqlite():
+    default = settings.DATABASES["default"]
+    if default["ENGINE"] == "django.db.backends.sqlite3":
+        assert default["OPTIONS"] == settings.SQLITE_OPTIONS
+        assert not connection.is_in_memory_db()  # tests run on a file, as production does
+    else:
+        assert default["ENGINE"] == "django.db.backends.postgresql"
+        assert default["CONN_HEALTH_CHECKS"]
+    assert not default["ATOMIC_REQUESTS"]
 
 
 def test_production_without_a_secret_key_refuses_to_start():
