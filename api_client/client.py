@@ -349,7 +349,8 @@ class ApiClient:
 
         At most ``concurrency`` (default and maximum: ``MAX_WORKERS``) calls run at once. An
         item that fails, even with bad input, becomes a result with ``error`` set; the others
-        go on. Stopping iteration early stops starting new calls.
+        go on. Stopping iteration early stops starting new calls. Bad ``concurrency`` raises
+        ``InvalidRequestError`` at once, before anything is sent.
         """
         items = list(requests_)
         workers = self.config.MAX_WORKERS if concurrency is None else concurrency
@@ -359,7 +360,11 @@ class ApiClient:
                 "(POC_API_MAX_WORKERS).",
                 field="concurrency",
             )
+        return self._run_many(items, workers, batch_id)
 
+    def _run_many(
+        self, items: list[ApiRequest | Mapping[str, Any]], workers: int, batch_id: str
+    ) -> Iterator[BatchResult]:
         def send(item: ApiRequest | Mapping[str, Any]) -> ApiResponse:
             call = ApiRequest.coerce(item)
             return self.request(
