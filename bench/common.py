@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+BENCH_SECRET_KEY = "benchmark-only-" + "x" * 40  # never used outside a benchmark
 
 
 def free_port() -> int:
@@ -33,15 +34,16 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 
 @contextmanager
-def stub_api() -> Iterator[str]:
-    """Start bench/stub_api.py in its own process; yields its root URL; stops it after."""
-    port = free_port()
+def stub_api(port: int | None = None) -> Iterator[str]:
+    """Start bench/stub_api.py in its own process (on ``port``, or a free one); yields its root
+    URL; kills it after. Killing is abrupt on purpose: tests use it to stop an API mid-batch."""
+    port = port or free_port()
     process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "stub_api.py"), str(port)])
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
+        process.kill()
         process.wait(timeout=10)
 
 
@@ -57,7 +59,7 @@ def sandbox_server(*, workers: int = 1, threads: int = 8, **environ: str) -> Ite
         "DJANGO_SETTINGS_MODULE": "pocclient.settings",
         "DATABASE_URL": f"sqlite:///{directory / 'sandbox.sqlite3'}",
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only-" + "x" * 40,
+        "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "DJANGO_LOG_LEVEL": "WARNING",
         "POC_SANDBOX": "1",
@@ -94,10 +96,14 @@ def sandbox_server(*, workers: int = 1, threads: int = 8, **environ: str) -> Ite
 
 
 def setup_django(**environ: str) -> Path:
-    """Configure Django on a fresh, migrated SQLite file (or DATABASE_URL if set)."""
+    """Configure Django as in production (debug off) on a fresh, migrated SQLite file (or
+    DATABASE_URL if set). With debug on, Django would keep every query and, on SQLite, run a
+    second statement per query to show its parameters: a cost production does not pay."""
     directory = Path(tempfile.mkdtemp(prefix="pocclient-bench-"))
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{directory / 'bench.sqlite3'}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pocclient.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "0")
+    os.environ.setdefault("DJANGO_SECRET_KEY", BENCH_SECRET_KEY)
     os.environ.update(environ)
     import django
     from django.core.management import call_command
