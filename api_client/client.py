@@ -20,12 +20,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import requests
 from django.db import connection, transaction
+from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
@@ -247,6 +249,22 @@ class ApiClient:
         when the API cannot be reached. Call ``raise_for_status()`` on the result to turn a
         status of 400 or more into an ``HTTPStatusError``.
         """
+        return self._request(
+            method, path, query=query, headers=headers, json=json, batch_id=batch_id
+        )
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        json: Any,
+        batch_id: str,
+        token_failures_since: datetime | None = None,
+    ) -> ApiResponse:
+        """``request``; ``token_failures_since`` is passed on to ``TokenManager.get_token``."""
         method = clean_method(method)
         url, path = confine_path(self.config.base_url, path)
         extra_headers = clean_headers(headers)
@@ -268,12 +286,14 @@ class ApiClient:
         if request_id:
             send_headers[REQUEST_ID_HEADER] = request_id
 
-        token = self.tokens.get_token()
+        token = None
         started = time.perf_counter()
-        attempts = 0
+        attempts = 0  # stays 0 when the call is never sent (no token)
         response: requests.Response | None = None
         error: ApiError | None = None
         try:
+            token = self.tokens.get_token(failed_since=token_failures_since)
+            started = time.perf_counter()  # the call's own time, not the wait for a token
             response, attempts = self._send(method, url, send_headers, body, token)
             if response.status_code == 401:
                 # Exactly one refresh and one retry: the token may have been revoked early.
@@ -305,13 +325,17 @@ class ApiClient:
             method=method,
             url=url,
             path=path,
-            headers={**self.session.headers, **send_headers, "Authorization": f"Bearer {token}"},
+            headers={
+                **self.session.headers,
+                **send_headers,
+                **({"Authorization": f"Bearer {token}"} if token else {}),
+            },
             body=body,
             response=result,
             duration_ms=duration_ms,
-            attempts=attempts or 1,
+            attempts=attempts,
             error=error,
-            secrets=(token,),
+            secrets=(token or "",),
             batch_id=batch_id,
         )
         if error is not None:
@@ -365,15 +389,20 @@ class ApiClient:
     def _run_many(
         self, items: list[ApiRequest | Mapping[str, Any]], workers: int, batch_id: str
     ) -> Iterator[BatchResult]:
+        # When the token cannot be had, the items of the batch share that failure rather than
+        # each asking the token endpoint again (and each waiting out its timeout if it hangs).
+        token_failures_since = timezone.now()
+
         def send(item: ApiRequest | Mapping[str, Any]) -> ApiResponse:
             call = ApiRequest.coerce(item)
-            return self.request(
+            return self._request(
                 call.method,
                 call.path,
                 query=call.query,
                 headers=call.headers,
                 json=call.json,
                 batch_id=batch_id,
+                token_failures_since=token_failures_since,
             )
 
         for index, outcome in iter_in_threads(send, items, workers=workers):

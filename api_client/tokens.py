@@ -148,12 +148,16 @@ class TokenManager:
 
     # --- public API --------------------------------------------------------------------------
 
-    def get_token(self, *, stale: str | None = None) -> str:
-        """A usable access token. ``stale``: a token the API refused, to be replaced."""
+    def get_token(self, *, stale: str | None = None, failed_since: datetime | None = None) -> str:
+        """A usable access token. ``stale``: a token the API refused, to be replaced.
+
+        A refresh that failed after ``failed_since`` (default: now) is reported rather than
+        tried again: ``request_many`` passes the start of its batch.
+        """
         cached = _cache.get(self.key)
         if cached and cached.access_token != stale and timezone.now() < cached.refresh_due:
             return cached.access_token
-        started = timezone.now()
+        started = failed_since or timezone.now()
         with _lock_for(self.key):
             cached = _cache.get(self.key)
             if cached and cached.access_token != stale and timezone.now() < cached.refresh_due:

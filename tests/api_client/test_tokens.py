@@ -202,7 +202,12 @@ def test_token_endpoint_answering_500_raises_token_endpoint_error(configure_api,
         client.get("whoami")
 
     assert "answered 500" in str(caught.value)
-    assert caught.value.exchange_id == Exchange.objects.get(kind=Exchange.Kind.TOKEN).pk
+    assert Exchange.objects.get(kind=Exchange.Kind.TOKEN).status == 500
+    # The API call that could not be sent is recorded too, with the reason, and never sent.
+    call = Exchange.objects.get(kind=Exchange.Kind.API)
+    assert caught.value.exchange_id == call.pk
+    assert (call.status, call.attempts, call.error_code) == (None, 0, "token_endpoint_error")
+    assert "Authorization" not in call.request_headers
 
 
 def test_failed_refresh_is_shared_with_waiting_callers_not_repeated(configure_api):
