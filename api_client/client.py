@@ -568,8 +568,9 @@ class ApiClient:
                     Exchange.objects.record(exchange)
             else:
                 Exchange.objects.record(exchange)
-        except Exception:
-            logger.exception("Could not record the exchange for %s %s", method, path)
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            logger.exception("Could not record the exchange for %s %s: %s", method, path, reason)
             return None
         return exchange.pk
 

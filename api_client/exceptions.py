@@ -153,6 +153,13 @@ class TokenEndpointError(TokenError):
     error_code = "token_endpoint_error"
 
 
+class TokenStorageError(TokenError):
+    """The token could not be read or stored: the database failed or stayed locked for longer
+    than its timeout (``POC_SQLITE_BUSY_TIMEOUT``, ``POC_PG_LOCK_TIMEOUT``)."""
+
+    error_code = "token_storage_error"
+
+
 _BY_OAUTH_CODE: dict[str, type[TokenError]] = {
     cls.error_code: cls
     for cls in (

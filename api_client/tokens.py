@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -45,6 +45,7 @@ from .exceptions import (
     InvalidGrantError,
     TokenEndpointError,
     TokenError,
+    TokenStorageError,
 )
 from .models import Token, TokenState, credential_key
 
@@ -162,7 +163,14 @@ class TokenManager:
             cached = _cache.get(self.key)
             if cached and cached.access_token != stale and timezone.now() < cached.refresh_due:
                 return cached.access_token
-            row, _ = self._obtain(stale=stale, started=started)
+            try:
+                row, _ = self._obtain(stale=stale, started=started)
+            except DatabaseError as exc:
+                raise TokenStorageError(
+                    "The access token could not be read or stored because the database is "
+                    f"busy or failing ({_first_line(exc)}); nothing was sent. Try again in a "
+                    "moment."
+                ) from exc
             return row.access_token
 
     def ensure(
@@ -248,9 +256,15 @@ class TokenManager:
                 if isinstance(exc, TokenError)
                 else f"Unexpected {type(exc).__name__} while refreshing the token."
             )
-            Token.objects.filter(pk=row.pk, lease_owner=owner).update(
-                lease_owner="", lease_until=None, last_error=message, last_error_at=timezone.now()
-            )
+            try:
+                Token.objects.filter(pk=row.pk, lease_owner=owner).update(
+                    lease_owner="",
+                    lease_until=None,
+                    last_error=message,
+                    last_error_at=timezone.now(),
+                )
+            except DatabaseError:  # the grant's failure is the news; the lease runs out
+                logger.warning("Could not release the token lease", exc_info=True)
             _cache.pop(self.key, None)
             raise
         now = timezone.now()
@@ -266,11 +280,24 @@ class TokenManager:
             "lease_owner": "",
             "lease_until": None,
         }
-        saved = Token.objects.filter(pk=row.pk, lease_owner=owner).update(
-            refresh_count=F("refresh_count") + 1, **values
-        )
-        if not saved:
-            logger.warning("Token lease expired during the refresh; this token is not persisted.")
+        try:
+            saved = Token.objects.filter(pk=row.pk, lease_owner=owner).update(
+                refresh_count=F("refresh_count") + 1, **values
+            )
+        except DatabaseError as exc:
+            # The token is good, and a refresh token it replaces may be spent already: use it
+            # here. The stored row keeps the old token and our lease, which runs out by
+            # itself; then another process refreshes.
+            logger.warning(
+                "The new access token could not be stored (%s); this process uses it, and "
+                "other processes refresh once the lease runs out.",
+                _first_line(exc),
+            )
+        else:
+            if not saved:
+                logger.warning(
+                    "Token lease expired during the refresh; this token is not persisted."
+                )
         for name, value in values.items():
             setattr(row, name, value)
         row.refresh_count += 1
@@ -326,6 +353,10 @@ class TokenManager:
         if response.status >= 400 or payload is None or "error" in (payload or {}):
             raise _token_error(response, payload, self.config.TOKEN_URL)
         return _parse_token(payload, response, self.config.DEFAULT_TOKEN_LIFETIME)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _json_object(response: ApiResponse) -> dict[str, Any] | None:

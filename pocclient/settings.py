@@ -151,6 +151,13 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
 elif _database["ENGINE"] == "django.db.backends.postgresql":
     _database["CONN_HEALTH_CHECKS"] = True
+    # PostgreSQL waits for a lock forever by default; like SQLite's busy timeout, give up
+    # after a while with a clear error rather than hang a request behind a stuck process.
+    _lock_timeout_ms = round(env_float("POC_PG_LOCK_TIMEOUT", 20.0, minimum=0.1) * 1000)
+    _options = _database.setdefault("OPTIONS", {})
+    _options["options"] = (
+        f"{_options.get('options', '')} -c lock_timeout={_lock_timeout_ms}".strip()
+    )
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

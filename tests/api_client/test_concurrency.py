@@ -21,6 +21,7 @@ from api_client import tokens
 from api_client.models import Exchange, Token
 from sandbox import stats
 from sandbox.models import Item
+from tests.helpers.processes import database_url_for_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,15 +53,6 @@ def test_32_threads_finding_the_token_expired_cause_one_grant(api):
 
     assert stats.grant_count() == grants + 1
     assert len(got) == 32 and len(set(got)) == 1
-
-
-def database_url_for_subprocess() -> str:
-    """The test database as a DATABASE_URL, so child processes share it."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def test_3_processes_of_8_threads_cause_one_grant(api, api_config):

@@ -99,6 +99,29 @@ def test_the_default_database_uses_the_tuned_sqlite_options_when_it_is_sqlite():
     assert not default["ATOMIC_REQUESTS"]
 
 
+@pytest.mark.django_db
+def test_a_writer_waits_for_a_lock_at_most_20_seconds_on_either_database():
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA busy_timeout")
+            assert cursor.fetchone()[0] == 20_000  # milliseconds
+        else:
+            cursor.execute("SHOW lock_timeout")
+            assert cursor.fetchone()[0] == "20s"
+
+
+def test_postgresql_lock_timeout_comes_from_the_environment_and_keeps_url_options():
+    result = run_python(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS']['options'])",
+        DATABASE_URL="postgres://u@127.0.0.1/db?options=-c%20search_path%3Dx",
+        POC_PG_LOCK_TIMEOUT="1.5",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "-c search_path=x -c lock_timeout=1500"
+
+
 def test_production_without_a_secret_key_refuses_to_start():
     result = run_python("import django; django.setup()", DJANGO_DEBUG="0")
 

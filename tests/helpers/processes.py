@@ -1,0 +1,49 @@
+"""What tests need to run pocclient code in other OS processes against the test database."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url_for_subprocess() -> str:
+    """The test database as a DATABASE_URL, so child processes share it."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def write_lock_held_by_another_process() -> Iterator[None]:
+    """Another process holds the database's write lock until the block ends (see hold_lock)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.hold_lock"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        if line.strip() != "locked":
+            process.kill()
+            raise RuntimeError(f"the lock holder failed: {process.stderr.read()}")
+        yield
+    finally:
+        process.stdin.close()  # the holder commits its empty transaction and exits
+        process.wait(timeout=30)
