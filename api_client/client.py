@@ -228,6 +228,15 @@ class ApiClient:
         self._timeout = (self.config.CONNECT_TIMEOUT, self.config.READ_TIMEOUT)
 
     def close(self) -> None:
+        """Close the pooled connections now. ``Session.close()`` only forgets them: urllib3 2
+        leaves each socket to the garbage collector, which keeps it open for as long as
+        anything (a logged traceback, say) still refers to a response."""
+        for adapter in self.session.adapters.values():
+            pools = adapter.poolmanager.pools
+            for key in pools.keys():  # noqa: SIM118 (the container cannot be iterated)
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
         self.session.close()
 
     # --- one call ----------------------------------------------------------------------------

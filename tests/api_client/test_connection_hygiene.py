@@ -1,0 +1,132 @@
+"""Connection hygiene: 10,000 fan-out calls leave file descriptors, sockets, database
+connections and threads exactly where they were.
+
+The API is bench/stub_api.py in its own process, so that what is counted here is the client
+alone, and fast enough that 10,000 calls take seconds.
+"""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.db.backends.signals import connection_created
+
+from api_client.client import ApiClient
+from api_client.models import Exchange
+from bench.common import stub_api
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.heavy]
+
+BATCHES, CALLS = 10, 1000
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def sockets_to(port: int) -> int:
+    """This process's TCP sockets connected to ``port`` on loopback."""
+    ours = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # closed since listed (the listing's own, for one)
+            continue
+        if target.startswith("socket:["):
+            ours.add(target[len("socket:[") : -1])
+    count = 0
+    for line in Path("/proc/self/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
+        if remote_port == port and state == "01" and inode in ours:  # 01: ESTABLISHED
+            count += 1
+    return count
+
+
+def database_handles(since: float) -> int:
+    """SQLite: this process's descriptors on the database file. SQLite keeps the descriptor of
+    a closed connection for reuse while another connection of the process is open, so this
+    stays flat rather than dropping to zero. PostgreSQL: sessions opened after ``since``
+    (epoch seconds) and still open, other than this thread's."""
+    if connection.vendor == "sqlite":
+        path = os.path.realpath(connection.settings_dict["NAME"])
+        return sum(1 for fd in Path("/proc/self/fd").iterdir() if os.path.realpath(fd) == path)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_start > to_timestamp(%s) AND pid <> pg_backend_pid()",
+            [since],
+        )
+        return cursor.fetchone()[0]
+
+
+def settled(measure, expected, timeout: float = 5.0):
+    """``measure()`` once it equals ``expected``, or its last value after ``timeout`` seconds
+    (PostgreSQL lists a backend for a moment after its client has gone)."""
+    deadline = time.monotonic() + timeout
+    value = measure()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = measure()
+    return value
+
+
+def test_10000_fan_out_calls_leave_descriptors_connections_and_threads_flat(api_config):
+    opened = []
+
+    def remember(sender, connection, **kwargs):
+        opened.append(connection)
+
+    with stub_api() as root:
+        port = int(root.rsplit(":", 1)[1])
+        client = ApiClient(
+            api_config.with_overrides(BASE_URL=f"{root}/api/", TOKEN_URL=f"{root}/token")
+        )
+        calls = [{"method": "GET", "path": f"items/{n}"} for n in range(CALLS)]
+        # Warm up: the token, and slow calls that keep every worker busy at once, so the pool
+        # holds as many connections as there are workers (it never needs more).
+        client.request_many([{"method": "GET", "path": "x", "query": {"delay": 0.1}}] * 32)
+        connection.ensure_connection()
+        since = time.time()
+        baseline = (open_fds(), sockets_to(port), database_handles(since), threading.active_count())
+        connection_created.connect(remember)
+        samples = []
+        try:
+            for _ in range(BATCHES):
+                results = client.request_many(calls)
+                assert [r.status for r in results] == [200] * CALLS
+                handles = settled(lambda: database_handles(since), baseline[2])
+                samples.append((open_fds(), sockets_to(port), handles, threading.active_count()))
+        finally:
+            connection_created.disconnect(remember)
+        client.close()
+        after_close = sockets_to(port)
+
+    assert baseline[1] == api_config.MAX_WORKERS  # pooled HTTP connections, reused
+    assert samples == [baseline] * BATCHES
+    # Every worker of every batch opened one database connection and closed it.
+    assert len(opened) == BATCHES * api_config.MAX_WORKERS
+    assert all(conn.connection is None for conn in opened)
+    assert after_close == 0
+    assert Exchange.objects.filter(kind=Exchange.Kind.API).count() == CALLS * BATCHES + 32
+
+
+def test_close_closes_pooled_connections_even_while_a_response_is_referenced(api_config):
+    """urllib3 2 leaves closing to the garbage collector; a traceback in a log handler, say,
+    can keep a response (and with it the pool) alive indefinitely."""
+    with stub_api() as root:
+        port = int(root.rsplit(":", 1)[1])
+        client = ApiClient(
+            api_config.with_overrides(BASE_URL=f"{root}/api/", TOKEN_URL=f"{root}/token")
+        )
+        client.request_many([{"method": "GET", "path": "x"}] * 32)
+        kept = client.session.get(f"{root}/api/x")  # holds its pool through response.raw
+        assert sockets_to(port) >= 1
+
+        client.close()
+
+        assert sockets_to(port) == 0
+        assert kept.ok
