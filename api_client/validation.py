@@ -38,7 +38,9 @@ MANAGED_HEADERS = frozenset(
 )
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
 _FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs except HTAB
+_SENDABLE_IN_VALUE = re.compile(r"[\x00-\xff]*")  # http.client encodes values as ISO-8859-1
 _FORBIDDEN_IN_PATH = re.compile(r"[\x00-\x20\x7f\\#]")
+_MAX_DECODES = 5
 _FORBIDDEN_DECODED = re.compile(r"[\x00-\x1f\x7f\\]")  # some servers read \ as /
 
 
@@ -63,21 +65,31 @@ def confine_path(base_url: str, path: Any) -> tuple[str, str]:
             "percent-encode such characters.",
             field="path",
         )
-    parts = urlsplit(path)
-    if parts.scheme or parts.netloc or path.startswith("//"):
+    try:
+        parts = urlsplit(path)
+    except ValueError:  # "http://host[" and the like: not a relative path either way
+        parts = None
+    if parts is None or parts.scheme or parts.netloc or path.startswith("//"):
         raise InvalidRequestError(
             f"The path must be relative to the API base URL {base_url}; absolute URLs are refused.",
             field="path",
         )
     route, _, query = path.partition("?")
     decoded = route
-    for _ in range(5):  # undo double (or deeper) encoding before judging the segments
+    for _ in range(_MAX_DECODES):  # undo double (or deeper) encoding before judging segments
         once = unquote(decoded)
         if once == decoded:
             break
         decoded = once
+    else:
+        raise InvalidRequestError(
+            f"The path is percent-encoded more than {_MAX_DECODES - 1} times over; send it "
+            "encoded once.",
+            field="path",
+        )
+    # A segment is judged without its ";parameters": Tomcat and others read "..;x" as "..".
     if _FORBIDDEN_DECODED.search(decoded) or any(
-        segment in (".", "..") for segment in decoded.split("/")
+        segment.split(";", 1)[0] in (".", "..") for segment in decoded.split("/")
     ):
         raise InvalidRequestError(
             "The path may not contain '.' or '..' segments, or encoded backslashes or control "
@@ -123,6 +135,12 @@ def clean_headers(headers: Any) -> dict[str, str]:
             raise InvalidRequestError(
                 f"The value of {name} contains a line break or control character, or is "
                 f"longer than {MAX_HEADER_VALUE} characters.",
+                field="headers",
+            )
+        if not _SENDABLE_IN_VALUE.fullmatch(value):
+            raise InvalidRequestError(
+                f"The value of {name} contains characters an HTTP header cannot carry (only "
+                "ISO-8859-1 can be sent); percent-encode them.",
                 field="headers",
             )
         cleaned[name] = value.strip()

@@ -23,6 +23,7 @@ BASE = "http://api.example/v1/"
         ("", "http://api.example/v1/"),
         ("a%20b", "http://api.example/v1/a%20b"),
         ("files/..data", "http://api.example/v1/files/..data"),
+        ("items;v=2/1", "http://api.example/v1/items;v=2/1"),
         ("caf%C3%A9/%23tag", "http://api.example/v1/caf%C3%A9/%23tag"),
     ],
 )
@@ -51,6 +52,10 @@ def test_paths_under_the_base_url_are_accepted(path, url):
         "items with space",
         "items\r\nHost: evil",
         "items/%00",
+        "..;/admin",
+        "items/..;jsessionid=x/..;/admin",
+        "%25252525252e%25252525252e/admin",
+        "http://evil.example[",
         "x" * 2049,
         None,
         42,
@@ -79,6 +84,7 @@ def test_methods_are_normalised_and_unknown_ones_refused():
         ({"X-A": 1}, "must be a string"),
         ({f"X-{n}": "1" for n in range(51)}, "Too many headers"),
         ({"X-A": "v" * 8193}, "longer than"),
+        ({"X-A": "€"}, "cannot carry"),
         (["X-A"], "object of names"),
     ],
 )
