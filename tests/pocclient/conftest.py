@@ -11,11 +11,25 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from api_client import client as api_client_module
 from api_client import tokens
 
 from .helpers import ConsoleClient
 
 PASSWORD = "console-test-password-1"
+
+
+@pytest.fixture(autouse=True)
+def close_shared_client() -> Iterator[None]:
+    """Close the process's shared ApiClient (the one views use) after each test.
+
+    Its pooled keep-alive connections to the live server keep server threads alive, and with
+    them their database connections: PostgreSQL then refuses to drop the test database.
+    """
+    yield
+    shared = api_client_module._shared
+    if shared is not None:
+        shared.close()
 
 
 @pytest.fixture
@@ -146,13 +160,19 @@ def page(request, browser, live_server, api_config):
 
 
 @pytest.fixture
-def console_page(page, user, live_server):
-    """The console, opened by a logged-in user (the session cookie is set directly)."""
+def logged_in(page, user, live_server):
+    """The page's browser holds a logged-in session (the cookie is set directly)."""
     client = Client()
     client.force_login(user)
     page.context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
     )
-    page.goto("/")
-    page.wait_for_selector("body[data-ready=true]")
     return page
+
+
+@pytest.fixture
+def console_page(logged_in):
+    """The console, opened by a logged-in user and ready."""
+    logged_in.goto("/")
+    logged_in.wait_for_selector("body[data-ready=true]")
+    return logged_in

@@ -44,6 +44,18 @@ def test_log_in_and_see_the_token_state(page, user):
     assert page.inner_text("#token-message").startswith("New token at")
 
 
+def test_the_page_refreshes_the_token_by_itself_before_it_expires(sandbox_settings, logged_in):
+    # A 4-second token is due for refresh after 2 seconds (the leeway is at most half its life).
+    sandbox_settings(TOKEN_LIFETIME=4)
+    page = logged_in
+    page.goto("/")
+
+    expect(page.locator("#token-refresh-count")).to_have_text("1")
+    expect(page.locator("#token-refresh-count")).to_have_text("2", timeout=8_000)
+    expect(page.locator("#token-state")).to_have_attribute("data-state", "valid")
+    assert page.inner_text("#token-message").startswith("New token at")
+
+
 def test_send_a_request_and_read_its_response(console_page):
     page = console_page
     page.select_option("#method", "POST")

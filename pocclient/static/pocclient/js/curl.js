@@ -16,16 +16,14 @@ export function fullUrl(baseUrl, path, query) {
 }
 
 export function curlCommand({ baseUrl, method, path, query, headers, json }) {
-  const parts = ["curl"];
-  if (method !== "GET") parts.push("-X", method);
-  parts.push(shellQuote(fullUrl(baseUrl, path, query)));
-  parts.push("-H", TOKEN_PLACEHOLDER);
-  parts.push("-H", shellQuote("Accept: application/json"));
+  const first = method === "GET" ? "curl" : `curl -X ${method}`;
+  const lines = [`${first} ${shellQuote(fullUrl(baseUrl, path, query))}`];
+  lines.push(`-H ${TOKEN_PLACEHOLDER}`, `-H ${shellQuote("Accept: application/json")}`);
   const names = Object.keys(headers || {}).map((name) => name.toLowerCase());
   if (json !== undefined && !names.includes("content-type")) {
-    parts.push("-H", shellQuote("Content-Type: application/json"));
+    lines.push(`-H ${shellQuote("Content-Type: application/json")}`);
   }
-  for (const [name, value] of Object.entries(headers || {})) parts.push("-H", shellQuote(`${name}: ${value}`));
-  if (json !== undefined) parts.push("--data-raw", shellQuote(JSON.stringify(json)));
-  return parts.join(" \\\n  ");
+  for (const [name, value] of Object.entries(headers || {})) lines.push(`-H ${shellQuote(`${name}: ${value}`)}`);
+  if (json !== undefined) lines.push(`--data-raw ${shellQuote(JSON.stringify(json))}`);
+  return lines.join(" \\\n  ");
 }
