@@ -10,6 +10,7 @@
 import contextvars
 import uuid
 
+from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from api_client.client import get_client
@@ -36,7 +37,7 @@ from .payloads import (
 PAGE_SIZE = 20
 
 
-def _valid[F: (RequestForm, BatchForm, TokenRefreshForm, ExchangeFilterForm)](form: F) -> F:
+def _valid[F: forms.Form](form: F) -> F:
     if not form.is_valid():
         raise BadInput(form_errors(form))
     return form

@@ -12,7 +12,7 @@ urlpatterns = [
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
         name="login",
     ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("_token_refresh", api_views.token_refresh, name="token-refresh"),
     path("api/token", api_views.token_status, name="api-token"),
     path("api/send", api_views.send, name="api-send"),

@@ -1,5 +1,7 @@
-"""The console page, and the CSRF failure view shared with the JSON endpoints."""
+"""The console page, logout, and the CSRF failure view shared with the JSON endpoints."""
 
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -38,6 +40,15 @@ def console(request: HttpRequest) -> HttpResponse:
         },
     }
     return render(request, "pocclient/console.html", {"page": page})
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout, which then says so on the login page it redirects to."""
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are logged out.")
+        return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -112,6 +112,7 @@ def test_logging_out_goes_back_to_the_login_page(console):
 
     assert response.status_code == 302
     assert response["Location"] == "/accounts/login/"
+    assert b"You are logged out." in console.get("/accounts/login/").content
     assert console.get("/api/token").status_code == 401
 
 
