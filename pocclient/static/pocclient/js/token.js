@@ -40,8 +40,9 @@ export class TokenPanel {
     const state = this.status?.state || "missing";
     const left = this.secondsLeft();
     if (state === "valid" || state === "expiring") {
+      const due = this.secondsToRefresh();
       if (left !== null && left <= 0) return "expired";
-      if (this.secondsToRefresh() <= 0) return "expiring";
+      if (due !== null && due <= 0) return "expiring";
     }
     return state;
   }
