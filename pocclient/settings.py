@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -88,6 +89,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -171,20 +173,39 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "pocclient.storage.StaticFilesStorage"
         )
     },
 }
 
-# --- Security (production) -------------------------------------------------------------------
+# --- Security -----------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# JSON endpoints answer a CSRF failure with JSON, pages with Django's HTML page.
+CSRF_FAILURE_VIEW = "pocclient.views.csrf_failure"
+# Needed behind a proxy whose public origin differs from the Host Django sees, e.g.
+# "https://console.example.com".
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Every asset is served from this origin and no page has inline script or style: the console's
+# JavaScript and CSS are static files, and its initial data is a JSON data block.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -207,6 +228,7 @@ POC_API = {
     "CONNECT_TIMEOUT": env_float("POC_API_CONNECT_TIMEOUT", 3.05, minimum=0.01),
     "READ_TIMEOUT": env_float("POC_API_READ_TIMEOUT", 30.0, minimum=0.01),
     "MAX_WORKERS": env_int("POC_API_MAX_WORKERS", 16, minimum=1),
+    "BATCH_MAX": env_int("POC_API_BATCH_MAX", 1000, minimum=1),
     "RETRIES": env_int("POC_API_RETRIES", 3),
     "BACKOFF_FACTOR": env_float("POC_API_BACKOFF_FACTOR", 0.2),
     "RETRY_AFTER_MAX": env_int("POC_API_RETRY_AFTER_MAX", 10),
