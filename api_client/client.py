@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import requests
+from django.core.signals import setting_changed
 from django.db import connection, transaction
+from django.dispatch import receiver
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
@@ -603,6 +605,23 @@ def _describe(cause: BaseException) -> str:
 
 _shared: ApiClient | None = None
 _shared_guard = threading.Lock()
+
+
+def reset_client() -> None:
+    """Close and forget the shared client; the next ``get_client()`` builds a new one."""
+    global _shared
+    with _shared_guard:
+        client, _shared = _shared, None
+    if client is not None:
+        client.close()
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    # Only tests change settings at run time. Closing the old client ends its keep-alive
+    # connections, which would otherwise pin server threads (and their database sessions).
+    if setting == "POC_API":
+        reset_client()
 
 
 def get_client() -> ApiClient:

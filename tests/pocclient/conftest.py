@@ -11,25 +11,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from api_client import client as api_client_module
 from api_client import tokens
 
 from .helpers import ConsoleClient
 
 PASSWORD = "console-test-password-1"
-
-
-@pytest.fixture(autouse=True)
-def close_shared_client() -> Iterator[None]:
-    """Close the process's shared ApiClient (the one views use) after each test.
-
-    Its pooled keep-alive connections to the live server keep server threads alive, and with
-    them their database connections: PostgreSQL then refuses to drop the test database.
-    """
-    yield
-    shared = api_client_module._shared
-    if shared is not None:
-        shared.close()
 
 
 @pytest.fixture
