@@ -1,15 +1,41 @@
+"""The admin: what happened to a call (exchanges), the token, and a summary of recent calls.
+
+The exchange list stays fast on a large table (see ``admin_changelist`` and ``admin_filters``);
+logs are read-only; actions replay and export exchanges; the summary page is reached from the
+admin index through the ``ExchangeSummary`` proxy model.
+"""
+
 import json
+import uuid
+from collections import Counter
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from . import charts, export, metrics
+from .admin_changelist import CappedPaginator, ExchangeChangeList
+from .admin_filters import (
+    BatchIdFilter,
+    ErrorFilter,
+    MethodFilter,
+    RequestIdFilter,
+    StatusClassFilter,
+)
 from .conf import api_settings
 from .exceptions import ApiError
-from .models import Exchange, Token
+from .models import Exchange, ExchangeSummary, Token
+from .replay import replay
+
+REPLAY_LIMIT = 25
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -34,6 +60,7 @@ class TokenAdmin(ReadOnlyAdmin):
         "obtained_at",
         "refresh_count",
         "last_error",
+        "last_error_at",
     )
     readonly_fields = (
         "client_id",
@@ -91,25 +118,17 @@ class TokenAdmin(ReadOnlyAdmin):
         self.message_user(request, f"Refreshed; the new token expires at {status.expires_at}.")
 
 
-class StatusClassFilter(admin.SimpleListFilter):
-    title = "status class"
-    parameter_name = "status_class"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("2", "2xx"), ("3", "3xx"), ("4", "4xx"), ("5", "5xx"), ("0", "no response")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> QuerySet[Exchange]:
-        if self.value() in {"0", "2", "3", "4", "5"}:
-            return queryset.in_status_class(int(self.value()))
-        return queryset
-
-
 def pretty(text: str) -> str:
     """JSON re-indented for reading; anything else as it is."""
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except (TypeError, ValueError):
         return text
+
+
+def changelist_url(**filters: Any) -> str:
+    url = reverse("admin:api_client_exchange_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
 
 
 @admin.register(Exchange)
@@ -123,24 +142,60 @@ class ExchangeAdmin(ReadOnlyAdmin):
         "duration",
         "attempts",
         "error_code",
+        "request_link",
+        "batch_link",
     )
-    list_filter = (StatusClassFilter, "method", "kind", "created_at")
-    search_fields = ("path", "request_id")
+    sortable_by = ("created_at", "method", "status", "duration")
+    list_filter = (
+        StatusClassFilter,
+        ErrorFilter,
+        MethodFilter,
+        "kind",
+        "created_at",
+        RequestIdFilter,
+        BatchIdFilter,
+    )
+    search_fields = ("path", "=request_id")
+    search_help_text = "Searches paths (any part) and request ids (exact)."
     date_hierarchy = "created_at"
+    paginator = CappedPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
-    fields = (
+    actions = ("replay_selected", "export_jsonl", "export_csv")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "created_at",
+                    "kind",
+                    ("method", "status"),
+                    "url",
+                    ("duration_ms", "attempts"),
+                    ("error_code", "error"),
+                )
+            },
+        ),
+        ("Caused by", {"fields": ("request_link", "batch_link", "thread")}),
+        ("Request", {"fields": ("pretty_request_headers", "pretty_request_body")}),
+        (
+            "Response",
+            {"fields": ("pretty_response_headers", "pretty_response_body", "response_truncated")},
+        ),
+    )
+    readonly_fields = (
         "created_at",
         "kind",
         "method",
-        "url",
         "status",
+        "url",
         "duration_ms",
         "attempts",
         "error_code",
         "error",
-        "request_id",
-        "batch_id",
+        "request_link",
+        "batch_link",
         "thread",
         "pretty_request_headers",
         "pretty_request_body",
@@ -148,15 +203,39 @@ class ExchangeAdmin(ReadOnlyAdmin):
         "pretty_response_body",
         "response_truncated",
     )
-    readonly_fields = fields
 
-    @admin.display(description="path", ordering="path")
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ExchangeChangeList]:
+        return ExchangeChangeList
+
+    @admin.display(description="path")
     def short_path(self, obj: Exchange) -> str:
         return obj.path if len(obj.path) <= 80 else obj.path[:79] + "…"
 
     @admin.display(description="duration", ordering="duration_ms")
     def duration(self, obj: Exchange) -> str:
         return f"{obj.duration_ms:.1f} ms"
+
+    @admin.display(description="request id")
+    def request_link(self, obj: Exchange) -> str:
+        if not obj.request_id:
+            return "—"
+        return format_html(
+            '<a href="{}" title="Every exchange of request {}">{}</a>',
+            changelist_url(request_id=obj.request_id),
+            obj.request_id,
+            _short(obj.request_id),
+        )
+
+    @admin.display(description="batch")
+    def batch_link(self, obj: Exchange) -> str:
+        if not obj.batch_id:
+            return "—"
+        return format_html(
+            '<a href="{}" title="Every exchange of batch {}">{}</a>',
+            changelist_url(batch_id=obj.batch_id),
+            obj.batch_id,
+            _short(obj.batch_id),
+        )
 
     @admin.display(description="request headers")
     def pretty_request_headers(self, obj: Exchange) -> str:
@@ -173,3 +252,219 @@ class ExchangeAdmin(ReadOnlyAdmin):
     @admin.display(description="response body")
     def pretty_response_body(self, obj: Exchange) -> str:
         return format_html("<pre>{}</pre>", pretty(obj.response_body))
+
+    # --- actions ---------------------------------------------------------------------------
+
+    @admin.action(description="Replay selected exchanges (send them again)")
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> None:
+        from .client import get_client
+
+        selected = list(queryset.defer(None)[: REPLAY_LIMIT + 1])
+        if len(selected) > REPLAY_LIMIT:
+            self.message_user(
+                request,
+                f"Select at most {REPLAY_LIMIT} exchanges to replay at once; nothing was sent.",
+                messages.ERROR,
+            )
+            return
+        batch_id = uuid.uuid4().hex
+        replays = replay(selected, get_client(), batch_id=batch_id)
+        sent = [r for r in replays if not r.skipped]
+        skipped = [r for r in replays if r.skipped]
+        failed = [r for r in sent if r.response is None or not r.response.ok]
+        parts = []
+        if sent:
+            counts = Counter(r.outcome for r in sent)
+            outcomes = ", ".join(f"{name} x {count}" for name, count in sorted(counts.items()))
+            parts.append(
+                format_html(
+                    'Replayed {} of {} as batch <a href="{}">{}</a>: {}.',
+                    len(sent),
+                    _exchanges(len(replays)),
+                    changelist_url(batch_id=batch_id),
+                    _short(batch_id),
+                    outcomes,
+                )
+            )
+        if skipped:
+            reasons = Counter(r.skipped for r in skipped)
+            parts.append(
+                format_html(
+                    "Skipped {}: {}.",
+                    _exchanges(len(skipped)),
+                    "; ".join(f"{count} because {reason}" for reason, count in reasons.items()),
+                )
+            )
+        level = messages.SUCCESS
+        if not sent:
+            level = messages.ERROR
+        elif failed or skipped:
+            level = messages.WARNING
+        self.message_user(
+            request, format_html("{} {}", *parts) if len(parts) == 2 else parts[0], level
+        )
+
+    @admin.action(description="Export selected exchanges as JSON Lines")
+    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse:
+        return _download(export.iter_jsonl(export.rows(queryset)), "jsonl", "application/jsonl")
+
+    @admin.action(description="Export selected exchanges as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse:
+        return _download(export.iter_csv(export.rows(queryset)), "csv", "text/csv; charset=utf-8")
+
+
+def _short(identifier: str) -> str:
+    return identifier if len(identifier) <= 12 else identifier[:8] + "…"
+
+
+def _exchanges(count: int) -> str:
+    return f"{count} exchange" + ("" if count == 1 else "s")
+
+
+def _download(content: Any, extension: str, content_type: str) -> StreamingHttpResponse:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    return StreamingHttpResponse(
+        content,
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="exchanges-{stamp}.{extension}"'},
+    )
+
+
+# --- the summary page ------------------------------------------------------------------------
+
+
+@admin.register(ExchangeSummary)
+class SummaryAdmin(admin.ModelAdmin):
+    """Calls in the last hour and day: by status class, error rate, latency, and charts."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("api_client.view_exchange") or request.user.has_perm(
+            "api_client.change_exchange"
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.changelist_view),
+                name="api_client_exchangesummary_changelist",
+            )
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        windows = [
+            metrics.window_stats("last hour", now - timedelta(hours=1)),
+            metrics.window_stats("last day", now - timedelta(days=1)),
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API calls: summary",
+            "subtitle": None,
+            "opts": self.opts,
+            "now": now,
+            "windows": windows,
+            "rows": _summary_rows(windows),
+            "charts": _charts(now),
+            "exchanges_url": changelist_url(),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/api_client/summary.html", context)
+
+
+def _summary_rows(windows: list[metrics.WindowStats]) -> list[dict[str, Any]]:
+    """The summary table, one row per figure, one cell per window (with a link where useful)."""
+
+    def since(window: metrics.WindowStats) -> dict[str, str]:
+        return {"kind__exact": Exchange.Kind.API, "created_at__gte": window.since.isoformat()}
+
+    rows = [
+        {
+            "label": "API calls",
+            "cells": [(w.total, changelist_url(**since(w))) for w in windows],
+        }
+    ]
+    for index, (label, digit, _) in enumerate(windows[0].by_class):
+        rows.append(
+            {
+                "label": label,
+                "cells": [
+                    (w.by_class[index][2], changelist_url(**since(w), status_class=digit))
+                    for w in windows
+                ],
+            }
+        )
+    rows += [
+        {
+            "label": "error rate",
+            "cells": [
+                (
+                    "—" if w.error_rate is None else f"{w.error_rate:.1%}",
+                    changelist_url(**since(w), error="yes"),
+                )
+                for w in windows
+            ],
+        },
+        {"label": "p50 latency", "cells": [(_ms(w.p50), "") for w in windows]},
+        {"label": "p95 latency", "cells": [(_ms(w.p95), "") for w in windows]},
+        {
+            "label": "token requests",
+            "cells": [
+                (
+                    w.token_requests,
+                    changelist_url(
+                        kind__exact=Exchange.Kind.TOKEN, created_at__gte=w.since.isoformat()
+                    ),
+                )
+                for w in windows
+            ],
+        },
+    ]
+    return rows
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} ms"
+
+
+def _charts(now: Any) -> list[charts.BarChart]:
+    def href(bucket: metrics.Bucket) -> str:
+        return changelist_url(
+            kind__exact=Exchange.Kind.API,
+            created_at__gte=bucket.start.isoformat(),
+            created_at__lt=bucket.end.isoformat(),
+        )
+
+    def clock(bucket: metrics.Bucket) -> str:
+        return timezone.localtime(bucket.start).strftime("%H:%M")
+
+    zone = timezone.get_current_timezone_name()
+    return [
+        charts.bar_chart(
+            f"API calls per minute, last hour ({zone})",
+            metrics.calls_over_time(now, timedelta(minutes=1), 60),
+            label=clock,
+            href=href,
+            label_every=10,
+        ),
+        charts.bar_chart(
+            f"API calls per hour, last 24 hours ({zone})",
+            metrics.calls_over_time(now, timedelta(hours=1), 24),
+            label=clock,
+            href=href,
+            label_every=3,
+        ),
+    ]
