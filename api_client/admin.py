@@ -177,7 +177,7 @@ class ExchangeAdmin(ReadOnlyAdmin):
                 )
             },
         ),
-        ("Caused by", {"fields": ("request_link", "batch_link", "thread")}),
+        ("Caused by", {"fields": ("request_detail_link", "batch_detail_link", "thread")}),
         ("Request", {"fields": ("pretty_request_headers", "pretty_request_body")}),
         (
             "Response",
@@ -194,8 +194,8 @@ class ExchangeAdmin(ReadOnlyAdmin):
         "attempts",
         "error_code",
         "error",
-        "request_link",
-        "batch_link",
+        "request_detail_link",
+        "batch_detail_link",
         "thread",
         "pretty_request_headers",
         "pretty_request_body",
@@ -217,25 +217,19 @@ class ExchangeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="request id")
     def request_link(self, obj: Exchange) -> str:
-        if not obj.request_id:
-            return "—"
-        return format_html(
-            '<a href="{}" title="Every exchange of request {}">{}</a>',
-            changelist_url(request_id=obj.request_id),
-            obj.request_id,
-            _short(obj.request_id),
-        )
+        return _filter_link("request_id", obj.request_id, "request", short=True)
 
     @admin.display(description="batch")
     def batch_link(self, obj: Exchange) -> str:
-        if not obj.batch_id:
-            return "—"
-        return format_html(
-            '<a href="{}" title="Every exchange of batch {}">{}</a>',
-            changelist_url(batch_id=obj.batch_id),
-            obj.batch_id,
-            _short(obj.batch_id),
-        )
+        return _filter_link("batch_id", obj.batch_id, "batch", short=True)
+
+    @admin.display(description="request id")
+    def request_detail_link(self, obj: Exchange) -> str:
+        return _filter_link("request_id", obj.request_id, "request", short=False)
+
+    @admin.display(description="batch id")
+    def batch_detail_link(self, obj: Exchange) -> str:
+        return _filter_link("batch_id", obj.batch_id, "batch", short=False)
 
     @admin.display(description="request headers")
     def pretty_request_headers(self, obj: Exchange) -> str:
@@ -311,6 +305,19 @@ class ExchangeAdmin(ReadOnlyAdmin):
     @admin.action(description="Export selected exchanges as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse:
         return _download(export.iter_csv(export.rows(queryset)), "csv", "text/csv; charset=utf-8")
+
+
+def _filter_link(parameter: str, value: str, noun: str, *, short: bool) -> str:
+    """A link to the exchanges sharing this request or batch id."""
+    if not value:
+        return "—"
+    return format_html(
+        '<a href="{}" title="Every exchange of {} {}">{}</a>',
+        changelist_url(**{parameter: value}),
+        noun,
+        value,
+        _short(value) if short else value,
+    )
 
 
 def _short(identifier: str) -> str:

@@ -627,3 +627,16 @@ def get_client() -> ApiClient:
                 _shared = ApiClient(config)
             client = _shared
     return client
+
+
+def close_shared_client() -> None:
+    """Close the pooled connections of ``get_client``'s client; the next call builds a new one.
+
+    For tests, whose live server would otherwise keep a thread (and a database connection)
+    per kept-alive HTTP connection.
+    """
+    global _shared
+    with _shared_guard:
+        if _shared is not None:
+            _shared.close()
+            _shared = None

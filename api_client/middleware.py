@@ -11,6 +11,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponseBase
 
 from .context import REQUEST_ID_HEADER, request_id_scope
+from .log import remember_finished
 
 
 class RequestIdMiddleware:
@@ -20,8 +21,10 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        remember_finished("")
         with request_id_scope(request.headers.get(REQUEST_ID_HEADER)) as request_id:
             request.request_id = request_id  # type: ignore[attr-defined]
             response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
+        remember_finished(request_id)
         return response

@@ -259,9 +259,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        # runserver's access lines in the same format as everything else.
+        # Django's defaults give "django" and "django.server" handlers of their own, whose
+        # lines would lack the format above: send theirs through the root handler instead.
+        "django": {"handlers": [], "level": "INFO"},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "INFO"},
         "urllib3": {"level": "WARNING"},
     },
 }

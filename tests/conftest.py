@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from api_client import tokens
-from api_client.client import ApiClient
+from api_client.client import ApiClient, close_shared_client
 from api_client.conf import ApiSettings, api_settings
 from sandbox import stats
 
@@ -40,6 +40,7 @@ def api_config(sandbox_root: str, settings) -> Iterator[ApiSettings]:
     stats.reset()
     yield api_settings()
     tokens.clear_cache()
+    close_shared_client()  # code under test may have used get_client()
 
 
 @pytest.fixture

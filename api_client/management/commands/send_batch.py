@@ -45,9 +45,9 @@ def parse_requests(
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except ValueError as exc:
-            problems.append(f"line {number}: not valid JSON ({exc}).")
+            item = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno}).")
             continue
         if not isinstance(item, dict):
             problems.append(
