@@ -115,7 +115,9 @@ class TokenAdmin(ReadOnlyAdmin):
         except ApiError as exc:
             self.message_user(request, f"Refresh failed: {exc.message}", messages.ERROR)
             return
-        self.message_user(request, f"Refreshed; the new token expires at {status.expires_at}.")
+        self.message_user(
+            request, f"Refreshed; the new token expires at {status.expires_at}.", messages.SUCCESS
+        )
 
 
 def pretty(text: str) -> str:
