@@ -8,21 +8,16 @@ admin index through the ``ExchangeSummary`` proxy model.
 import json
 import uuid
 from collections import Counter
-from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import charts, export, metrics
-from .admin_changelist import CappedPaginator, ExchangeChangeList
+from . import admin_summary, export  # noqa: F401 (admin_summary registers the summary page)
+from .admin_changelist import CappedPaginator, ExchangeChangeList, changelist_url
 from .admin_filters import (
     BatchIdFilter,
     ErrorFilter,
@@ -32,7 +27,7 @@ from .admin_filters import (
 )
 from .conf import api_settings
 from .exceptions import ApiError
-from .models import Exchange, ExchangeSummary, Token
+from .models import Exchange, Token
 from .replay import replay
 
 REPLAY_LIMIT = 25
@@ -126,11 +121,6 @@ def pretty(text: str) -> str:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except (TypeError, ValueError):
         return text
-
-
-def changelist_url(**filters: Any) -> str:
-    url = reverse("admin:api_client_exchange_changelist")
-    return f"{url}?{urlencode(filters)}" if filters else url
 
 
 @admin.register(Exchange)
@@ -337,143 +327,3 @@ def _download(content: Any, extension: str, content_type: str) -> StreamingHttpR
         content_type=content_type,
         headers={"Content-Disposition": f'attachment; filename="exchanges-{stamp}.{extension}"'},
     )
-
-
-# --- the summary page ------------------------------------------------------------------------
-
-
-@admin.register(ExchangeSummary)
-class SummaryAdmin(admin.ModelAdmin):
-    """Calls in the last hour and day: by status class, error rate, latency, and charts."""
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("api_client.view_exchange") or request.user.has_perm(
-            "api_client.change_exchange"
-        )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_urls(self) -> list[URLPattern]:
-        return [
-            path(
-                "",
-                self.admin_site.admin_view(self.changelist_view),
-                name="api_client_exchangesummary_changelist",
-            )
-        ]
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> TemplateResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        now = timezone.now()
-        windows = [
-            metrics.window_stats("last hour", now - timedelta(hours=1)),
-            metrics.window_stats("last day", now - timedelta(days=1)),
-        ]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "API calls: summary",
-            "subtitle": None,
-            "opts": self.opts,
-            "now": now,
-            "windows": windows,
-            "rows": _summary_rows(windows),
-            "charts": _charts(now),
-            "exchanges_url": changelist_url(),
-            **(extra_context or {}),
-        }
-        return TemplateResponse(request, "admin/api_client/summary.html", context)
-
-
-def _summary_rows(windows: list[metrics.WindowStats]) -> list[dict[str, Any]]:
-    """The summary table, one row per figure, one cell per window (with a link where useful)."""
-
-    def since(window: metrics.WindowStats) -> dict[str, str]:
-        return {"kind__exact": Exchange.Kind.API, "created_at__gte": window.since.isoformat()}
-
-    rows = [
-        {
-            "label": "API calls",
-            "cells": [(w.total, changelist_url(**since(w))) for w in windows],
-        }
-    ]
-    for index, (label, digit, _) in enumerate(windows[0].by_class):
-        rows.append(
-            {
-                "label": label,
-                "cells": [
-                    (w.by_class[index][2], changelist_url(**since(w), status_class=digit))
-                    for w in windows
-                ],
-            }
-        )
-    rows += [
-        {
-            "label": "error rate",
-            "cells": [
-                (
-                    "—" if w.error_rate is None else f"{w.error_rate:.1%}",
-                    changelist_url(**since(w), error="yes"),
-                )
-                for w in windows
-            ],
-        },
-        {"label": "p50 latency", "cells": [(_ms(w.p50), "") for w in windows]},
-        {"label": "p95 latency", "cells": [(_ms(w.p95), "") for w in windows]},
-        {
-            "label": "token requests",
-            "cells": [
-                (
-                    w.token_requests,
-                    changelist_url(
-                        kind__exact=Exchange.Kind.TOKEN, created_at__gte=w.since.isoformat()
-                    ),
-                )
-                for w in windows
-            ],
-        },
-    ]
-    return rows
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} ms"
-
-
-def _charts(now: Any) -> list[charts.BarChart]:
-    def href(bucket: metrics.Bucket) -> str:
-        return changelist_url(
-            kind__exact=Exchange.Kind.API,
-            created_at__gte=bucket.start.isoformat(),
-            created_at__lt=bucket.end.isoformat(),
-        )
-
-    def clock(bucket: metrics.Bucket) -> str:
-        return timezone.localtime(bucket.start).strftime("%H:%M")
-
-    zone = timezone.get_current_timezone_name()
-    return [
-        charts.bar_chart(
-            f"API calls per minute, last hour ({zone})",
-            metrics.calls_over_time(now, timedelta(minutes=1), 60),
-            label=clock,
-            href=href,
-            label_every=10,
-        ),
-        charts.bar_chart(
-            f"API calls per hour, last 24 hours ({zone})",
-            metrics.calls_over_time(now, timedelta(hours=1), 24),
-            label=clock,
-            href=href,
-            label_every=3,
-        ),
-    ]

@@ -14,11 +14,13 @@ Django's change list costs grow with the table in three places, each replaced he
 import calendar
 import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Exists, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
@@ -27,6 +29,12 @@ from .models import Exchange
 
 # Columns the list never shows; actions that need them undo this with ``.defer(None)``.
 LIST_DEFERRED = ("request_headers", "request_body", "response_headers", "response_body", "url")
+
+
+def changelist_url(**filters: Any) -> str:
+    """The exchange list, filtered by ``filters`` (query string parameters)."""
+    url = reverse("admin:api_client_exchange_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
 
 
 class CappedPaginator(Paginator):
