@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from . import admin_summary, export  # noqa: F401 (admin_summary registers the summary page)
 from .admin_changelist import CappedPaginator, ExchangeChangeList, changelist_url
@@ -25,10 +25,11 @@ from .admin_filters import (
     RequestIdFilter,
     StatusClassFilter,
 )
+from .client import get_client
 from .conf import api_settings
 from .exceptions import ApiError
 from .models import Exchange, Token
-from .replay import replay
+from .replay import Replay, replay
 
 REPLAY_LIMIT = 25
 
@@ -94,8 +95,6 @@ class TokenAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Refresh now")
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
-        from .client import get_client
-
         client = get_client()
         if not queryset.filter(credential_key=client.tokens.key).exists():
             self.message_user(
@@ -243,8 +242,6 @@ class ExchangeAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay selected exchanges (send them again)")
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> None:
-        from .client import get_client
-
         selected = list(queryset.defer(None)[: REPLAY_LIMIT + 1])
         if len(selected) > REPLAY_LIMIT:
             self.message_user(
@@ -255,40 +252,7 @@ class ExchangeAdmin(ReadOnlyAdmin):
             return
         batch_id = uuid.uuid4().hex
         replays = replay(selected, get_client(), batch_id=batch_id)
-        sent = [r for r in replays if not r.skipped]
-        skipped = [r for r in replays if r.skipped]
-        failed = [r for r in sent if r.response is None or not r.response.ok]
-        parts = []
-        if sent:
-            counts = Counter(r.outcome for r in sent)
-            outcomes = ", ".join(f"{name} x {count}" for name, count in sorted(counts.items()))
-            parts.append(
-                format_html(
-                    'Replayed {} of {} as batch <a href="{}">{}</a>: {}.',
-                    len(sent),
-                    _exchanges(len(replays)),
-                    changelist_url(batch_id=batch_id),
-                    _short(batch_id),
-                    outcomes,
-                )
-            )
-        if skipped:
-            reasons = Counter(r.skipped for r in skipped)
-            parts.append(
-                format_html(
-                    "Skipped {}: {}.",
-                    _exchanges(len(skipped)),
-                    "; ".join(f"{count} because {reason}" for reason, count in reasons.items()),
-                )
-            )
-        level = messages.SUCCESS
-        if not sent:
-            level = messages.ERROR
-        elif failed or skipped:
-            level = messages.WARNING
-        self.message_user(
-            request, format_html("{} {}", *parts) if len(parts) == 2 else parts[0], level
-        )
+        self.message_user(request, *_replay_report(replays, batch_id))
 
     @admin.action(description="Export selected exchanges as JSON Lines")
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse:
@@ -297,6 +261,41 @@ class ExchangeAdmin(ReadOnlyAdmin):
     @admin.action(description="Export selected exchanges as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse:
         return _download(export.iter_csv(export.rows(queryset)), "csv", "text/csv; charset=utf-8")
+
+
+def _replay_report(replays: list[Replay], batch_id: str) -> tuple[str, int]:
+    """The message and its level: what was sent and how it went, what was skipped and why."""
+    sent = [r for r in replays if not r.skipped]
+    skipped = [r for r in replays if r.skipped]
+    parts = []
+    if sent:
+        counts = Counter(r.outcome for r in sent)
+        parts.append(
+            format_html(
+                'Replayed {} of {} as batch <a href="{}">{}</a>: {}.',
+                len(sent),
+                _exchanges(len(replays)),
+                changelist_url(batch_id=batch_id),
+                _short(batch_id),
+                ", ".join(f"{name} x {count}" for name, count in sorted(counts.items())),
+            )
+        )
+    if skipped:
+        reasons = Counter(r.skipped for r in skipped)
+        parts.append(
+            format_html(
+                "Skipped {}: {}.",
+                _exchanges(len(skipped)),
+                "; ".join(f"{count} because {reason}" for reason, count in reasons.items()),
+            )
+        )
+    if not sent:
+        level = messages.ERROR
+    elif skipped or any(r.response is None or not r.response.ok for r in sent):
+        level = messages.WARNING
+    else:
+        level = messages.SUCCESS
+    return format_html_join(" ", "{}", ((part,) for part in parts)), level
 
 
 def _filter_link(parameter: str, value: str, noun: str, *, short: bool) -> str:
