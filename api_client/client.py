@@ -249,20 +249,7 @@ class ApiClient:
         when the API cannot be reached. Call ``raise_for_status()`` on the result to turn a
         status of 400 or more into an ``HTTPStatusError``.
         """
-        method = clean_method(method)
-        url, path = confine_path(self.config.base_url, path)
-        extra_headers = clean_headers(headers)
-        params = clean_query(query)
-        if params:
-            joiner = "&" if "?" in url else "?"
-            encoded = urlencode(params)
-            url, path = f"{url}{joiner}{encoded}", f"{path}{joiner}{encoded}"
-        body = None
-        if json is not None:
-            if method in BODYLESS_METHODS:
-                raise InvalidRequestError(f"A {method} request cannot have a body.", field="json")
-            body = encode_json(json, max_bytes=self.config.MAX_REQUEST_BYTES)
-
+        method, url, path, extra_headers, body = self._prepare(method, path, query, headers, json)
         request_id = get_request_id()
         send_headers = {"Accept": "application/json", **extra_headers}
         if body is not None:
@@ -322,6 +309,35 @@ class ApiClient:
         assert result is not None  # noqa: S101 (no error means a response)
         result.exchange_id = exchange_id
         return result
+
+    def validate(self, request: ApiRequest | Mapping[str, Any]) -> ApiRequest:
+        """Check a request exactly as ``request`` would, without sending anything.
+
+        Returns it as an ``ApiRequest``; raises ``InvalidRequestError`` (with ``field``) when
+        ``request`` would refuse it. Lets callers reject a whole batch before the first call.
+        """
+        call = ApiRequest.coerce(request)
+        self._prepare(call.method, call.path, call.query, call.headers, call.json)
+        return call
+
+    def _prepare(
+        self, method: Any, path: Any, query: Any, headers: Any, json: Any
+    ) -> tuple[str, str, str, dict[str, str], bytes | None]:
+        """``(method, url, path, headers, body)`` from the caller's input, or raise."""
+        method = clean_method(method)
+        url, path = confine_path(self.config.base_url, path)
+        extra_headers = clean_headers(headers)
+        params = clean_query(query)
+        if params:
+            joiner = "&" if "?" in url else "?"
+            encoded = urlencode(params)
+            url, path = f"{url}{joiner}{encoded}", f"{path}{joiner}{encoded}"
+        body = None
+        if json is not None:
+            if method in BODYLESS_METHODS:
+                raise InvalidRequestError(f"A {method} request cannot have a body.", field="json")
+            body = encode_json(json, max_bytes=self.config.MAX_REQUEST_BYTES)
+        return method, url, path, extra_headers, body
 
     def get(self, path: str, **kwargs: Any) -> ApiResponse:
         return self.request("GET", path, **kwargs)

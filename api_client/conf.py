@@ -14,6 +14,7 @@ TOKEN_LEEWAY                 refresh this many seconds before expiry (at most ha
 DEFAULT_TOKEN_LIFETIME       assumed when the provider omits expires_in
 MAX_REQUEST_BYTES            largest request body we agree to send
 LOG_BODY_LIMIT               bodies stored in the exchange log are truncated past this
+EXCHANGE_RETENTION_DAYS      purge_exchanges' default age; 0 means "give --older-than"
 """
 
 from dataclasses import dataclass, fields
@@ -47,6 +48,7 @@ class ApiSettings:
     DEFAULT_TOKEN_LIFETIME: int = 3600
     MAX_REQUEST_BYTES: int = 1_000_000
     LOG_BODY_LIMIT: int = 64_000
+    EXCHANGE_RETENTION_DAYS: int = 30
 
     @property
     def base_url(self) -> str:
@@ -68,6 +70,8 @@ class ApiSettings:
             found.append("POC_API_MAX_WORKERS must be at least 1.")
         if self.BATCH_MAX < 1:
             found.append("POC_API_BATCH_MAX must be at least 1.")
+        if self.EXCHANGE_RETENTION_DAYS < 0:
+            found.append("POC_EXCHANGE_RETENTION_DAYS must be 0 (keep) or more.")
         return found
 
     def with_overrides(self, **changes: Any) -> "ApiSettings":

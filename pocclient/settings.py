@@ -88,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that everything after it, and every response, carries the request id.
+    "api_client.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,7 +102,10 @@ MIDDLEWARE = [
 
 if not DEBUG:
     # Production serves its own static files; runserver and the test server already do.
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
 
 ROOT_URLCONF = "pocclient.urls"
 WSGI_APPLICATION = "pocclient.wsgi.application"
@@ -236,6 +241,9 @@ POC_API = {
     "DEFAULT_TOKEN_LIFETIME": env_int("POC_API_DEFAULT_TOKEN_LIFETIME", 3600, minimum=1),
     "MAX_REQUEST_BYTES": env_int("POC_API_MAX_REQUEST_BYTES", 1_000_000, minimum=1),
     "LOG_BODY_LIMIT": env_int("POC_API_LOG_BODY_LIMIT", 64_000, minimum=0),
+    # `manage.py purge_exchanges` without --older-than deletes exchanges older than this;
+    # 0 keeps them until a purge names its own age.
+    "EXCHANGE_RETENTION_DAYS": env_int("POC_EXCHANGE_RETENTION_DAYS", 30, minimum=0),
 }
 
 # --- The sandbox (a local stand-in for the external API) --------------------------------------
@@ -251,21 +259,33 @@ SANDBOX = {
 }
 
 # --- Logging: the original proof of concept's format, thread ids included ---------------------
+# plus the request id of the page or command that caused the line ("-" outside of one).
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "api_client.log.RequestIdFilter"},
+    },
     "formatters": {
         "poc": {
             "format": "%(asctime)s %(thread)d %(levelname)s %(name)s %(funcName)s %(lineno)d "
-            "%(message)s",
+            "%(request_id)s %(message)s",
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "poc"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "poc",
+            "filters": ["request_id"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's defaults give "django" and "django.server" handlers of their own, whose
+        # lines would lack the format above: send theirs through the root handler instead.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "urllib3": {"level": "WARNING"},
     },

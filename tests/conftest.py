@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from django.test import override_settings
 
 from api_client import tokens
 from api_client.client import ApiClient, reset_client
@@ -26,6 +27,13 @@ def close_shared_client() -> Iterator[None]:
     """
     yield
     reset_client()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing() -> Iterator[None]:
+    """admin_client logs in a new superuser per test: PBKDF2 would cost ~0.3 s each time."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture

@@ -103,3 +103,22 @@ def test_a_replayed_call_is_sent_like_the_original(api):
     )
     assert (stored.path, stored.request_body) == (recorded.path, recorded.request_body)
     assert stored.request_headers == recorded.request_headers
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"kind": Exchange.Kind.TOKEN}, "Only API calls"),
+        ({"path": "/x?token=%5Bredacted%5D"}, "query parameter token was redacted"),
+        ({"request_headers": {"X-Auth-Token": "[redacted]"}}, "X-Auth-Token header"),
+        ({"method": "POST", "request_body": '{"secret": "[redacted]"}'}, "body fields"),
+        ({"method": "POST", "request_body": "{truncat"}, "not JSON"),
+    ],
+)
+def test_the_admin_replay_skips_what_cannot_be_rebuilt_in_full(fields, reason):
+    from api_client.replay import replay
+
+    [outcome] = replay([exchange(pk=1, **fields)], client=None, batch_id="b")  # never sends
+
+    assert outcome.outcome == "skipped"
+    assert reason in outcome.skipped

@@ -20,9 +20,17 @@ class ConsoleClient(Client):
             self.get("/", follow=True)  # the console, or the login page: both set it
         return self.cookies["csrftoken"].value
 
-    def post_json(self, path: str, data: object = None, *, raw: bytes | None = None, csrf=True):
+    def post_json(
+        self,
+        path: str,
+        data: object = None,
+        *,
+        raw: bytes | None = None,
+        csrf: bool = True,
+        headers: dict[str, str] | None = None,
+    ):
         body = raw if raw is not None else json.dumps({} if data is None else data)
-        headers = {"X-CSRFToken": self.csrf_token()} if csrf else {}
+        headers = {**(headers or {}), **({"X-CSRFToken": self.csrf_token()} if csrf else {})}
         return self.post(path, body, content_type="application/json", headers=headers)
 
 
