@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from api_client import tokens
+from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 
 from .helpers import ConsoleClient
 
@@ -57,15 +58,6 @@ def nowhere(settings, closed_port) -> Iterator[str]:
 # Where chromium is missing the browser tests skip, unless POC_REQUIRE_BROWSER=1 (CI) makes
 # that a failure: in CI a browser test must run.
 
-CHROMIUM = Path(os.environ.get("POC_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 
 
