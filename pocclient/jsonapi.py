@@ -7,6 +7,7 @@ field (``__all__`` for the input as a whole), as Django forms produce them.
 """
 
 import json
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -15,6 +16,10 @@ from django import forms
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
+
+from api_client.context import get_request_id
+
+logger = logging.getLogger(__name__)
 
 type View = Callable[..., HttpResponse]
 
@@ -79,7 +84,8 @@ def _refuse_constant(name: str) -> float:
 
 
 def json_endpoint(*methods: str) -> Callable[[View], View]:
-    """Make a view a JSON endpoint: logged-in users only, ``methods`` only, ``BadInput`` -> 400.
+    """Make a view a JSON endpoint: logged-in users only, ``methods`` only, ``BadInput`` -> 400,
+    and any other failure a logged 500 that is JSON too.
 
     CSRF stays on (Django's middleware checks every POST before the view runs).
     """
@@ -106,6 +112,15 @@ def json_endpoint(*methods: str) -> Callable[[View], View]:
                 return view(request, *args, **kwargs)
             except BadInput as exc:
                 return invalid_response(exc.errors, exc.status)
+            except Exception:
+                # Still JSON: the page and other tools must never have to parse an HTML 500.
+                logger.exception("%s %s failed", request.method, request.path)
+                return error_response(
+                    500,
+                    "server_error",
+                    "pocclient failed while handling this request; the server log has the "
+                    f"details under request id {get_request_id() or '-'}.",
+                )
 
         setattr(wrapper, JSON_ENDPOINT_ATTR, True)
         return wrapper

@@ -554,3 +554,21 @@ def test_missing_exchange_is_404_json(console):
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_an_unexpected_failure_is_a_500_in_json_not_an_html_page(console, monkeypatch, caplog):
+    def broken():
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr("pocclient.api_views.get_client", broken)
+
+    response = console.post_json(
+        "/api/send", {"method": "GET", "path": "echo"}, headers={"X-Request-ID": "req-500"}
+    )
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "server_error"
+    assert "req-500" in response.json()["error"]["message"]
+    assert "something nobody expected" not in response.content.decode()
+    assert "something nobody expected" in caplog.text
