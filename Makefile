@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench screenshot clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { \
@@ -44,5 +44,9 @@ format: $(VENV)/.dev-deps
 bench: $(VENV)/.dev-deps
 	$(PY) bench/client_overhead.py
 
+# The README's picture of the console (needs Debian's chromium: apt-get install chromium).
+screenshot: $(VENV)/.dev-deps
+	$(PY) scripts/screenshot.py
+
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .test-db*.sqlite3*
+	rm -rf $(VENV) staticfiles test-artifacts .pytest_cache .ruff_cache .test-db*.sqlite3*

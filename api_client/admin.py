@@ -1,15 +1,37 @@
+"""The admin: what happened to a call (exchanges), the token, and a summary of recent calls.
+
+The exchange list stays fast on a large table (see ``admin_changelist`` and ``admin_filters``);
+logs are read-only; actions replay and export exchanges; the summary page is reached from the
+admin index through the ``ExchangeSummary`` proxy model.
+"""
+
 import json
+import uuid
+from collections import Counter
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from . import admin_summary, export  # noqa: F401 (admin_summary registers the summary page)
+from .admin_changelist import CappedPaginator, ExchangeChangeList, changelist_url
+from .admin_filters import (
+    BatchIdFilter,
+    ErrorFilter,
+    MethodFilter,
+    RequestIdFilter,
+    StatusClassFilter,
+)
+from .client import get_client
 from .conf import api_settings
 from .exceptions import ApiError
 from .models import Exchange, Token
+from .replay import Replay, replay
+
+REPLAY_LIMIT = 25
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -34,6 +56,7 @@ class TokenAdmin(ReadOnlyAdmin):
         "obtained_at",
         "refresh_count",
         "last_error",
+        "last_error_at",
     )
     readonly_fields = (
         "client_id",
@@ -72,8 +95,6 @@ class TokenAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Refresh now")
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
-        from .client import get_client
-
         client = get_client()
         if not queryset.filter(credential_key=client.tokens.key).exists():
             self.message_user(
@@ -88,20 +109,9 @@ class TokenAdmin(ReadOnlyAdmin):
         except ApiError as exc:
             self.message_user(request, f"Refresh failed: {exc.message}", messages.ERROR)
             return
-        self.message_user(request, f"Refreshed; the new token expires at {status.expires_at}.")
-
-
-class StatusClassFilter(admin.SimpleListFilter):
-    title = "status class"
-    parameter_name = "status_class"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("2", "2xx"), ("3", "3xx"), ("4", "4xx"), ("5", "5xx"), ("0", "no response")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> QuerySet[Exchange]:
-        if self.value() in {"0", "2", "3", "4", "5"}:
-            return queryset.in_status_class(int(self.value()))
-        return queryset
+        self.message_user(
+            request, f"Refreshed; the new token expires at {status.expires_at}.", messages.SUCCESS
+        )
 
 
 def pretty(text: str) -> str:
@@ -123,24 +133,60 @@ class ExchangeAdmin(ReadOnlyAdmin):
         "duration",
         "attempts",
         "error_code",
+        "request_link",
+        "batch_link",
     )
-    list_filter = (StatusClassFilter, "method", "kind", "created_at")
-    search_fields = ("path", "request_id")
+    sortable_by = ("created_at", "method", "status", "duration")
+    list_filter = (
+        StatusClassFilter,
+        ErrorFilter,
+        MethodFilter,
+        "kind",
+        "created_at",
+        RequestIdFilter,
+        BatchIdFilter,
+    )
+    search_fields = ("path", "=request_id")
+    search_help_text = "Searches paths (any part) and request ids (exact)."
     date_hierarchy = "created_at"
+    paginator = CappedPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
-    fields = (
+    actions = ("replay_selected", "export_jsonl", "export_csv")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "created_at",
+                    "kind",
+                    ("method", "status"),
+                    "url",
+                    ("duration_ms", "attempts"),
+                    ("error_code", "error"),
+                )
+            },
+        ),
+        ("Caused by", {"fields": ("request_detail_link", "batch_detail_link", "thread")}),
+        ("Request", {"fields": ("pretty_request_headers", "pretty_request_body")}),
+        (
+            "Response",
+            {"fields": ("pretty_response_headers", "pretty_response_body", "response_truncated")},
+        ),
+    )
+    readonly_fields = (
         "created_at",
         "kind",
         "method",
-        "url",
         "status",
+        "url",
         "duration_ms",
         "attempts",
         "error_code",
         "error",
-        "request_id",
-        "batch_id",
+        "request_detail_link",
+        "batch_detail_link",
         "thread",
         "pretty_request_headers",
         "pretty_request_body",
@@ -148,15 +194,33 @@ class ExchangeAdmin(ReadOnlyAdmin):
         "pretty_response_body",
         "response_truncated",
     )
-    readonly_fields = fields
 
-    @admin.display(description="path", ordering="path")
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ExchangeChangeList]:
+        return ExchangeChangeList
+
+    @admin.display(description="path")
     def short_path(self, obj: Exchange) -> str:
         return obj.path if len(obj.path) <= 80 else obj.path[:79] + "…"
 
     @admin.display(description="duration", ordering="duration_ms")
     def duration(self, obj: Exchange) -> str:
         return f"{obj.duration_ms:.1f} ms"
+
+    @admin.display(description="request id")
+    def request_link(self, obj: Exchange) -> str:
+        return _filter_link("request_id", obj.request_id, "request", short=True)
+
+    @admin.display(description="batch")
+    def batch_link(self, obj: Exchange) -> str:
+        return _filter_link("batch_id", obj.batch_id, "batch", short=True)
+
+    @admin.display(description="request id")
+    def request_detail_link(self, obj: Exchange) -> str:
+        return _filter_link("request_id", obj.request_id, "request", short=False)
+
+    @admin.display(description="batch id")
+    def batch_detail_link(self, obj: Exchange) -> str:
+        return _filter_link("batch_id", obj.batch_id, "batch", short=False)
 
     @admin.display(description="request headers")
     def pretty_request_headers(self, obj: Exchange) -> str:
@@ -173,3 +237,92 @@ class ExchangeAdmin(ReadOnlyAdmin):
     @admin.display(description="response body")
     def pretty_response_body(self, obj: Exchange) -> str:
         return format_html("<pre>{}</pre>", pretty(obj.response_body))
+
+    # --- actions ---------------------------------------------------------------------------
+
+    @admin.action(description="Replay selected exchanges (send them again)")
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> None:
+        selected = list(queryset.defer(None)[: REPLAY_LIMIT + 1])
+        if len(selected) > REPLAY_LIMIT:
+            self.message_user(
+                request,
+                f"Select at most {REPLAY_LIMIT} exchanges to replay at once; nothing was sent.",
+                messages.ERROR,
+            )
+            return
+        batch_id = uuid.uuid4().hex
+        replays = replay(selected, get_client(), batch_id=batch_id)
+        self.message_user(request, *_replay_report(replays, batch_id))
+
+    @admin.action(description="Export selected exchanges as JSON Lines")
+    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse:
+        return _download(export.iter_jsonl(export.rows(queryset)), "jsonl", "application/jsonl")
+
+    @admin.action(description="Export selected exchanges as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse:
+        return _download(export.iter_csv(export.rows(queryset)), "csv", "text/csv; charset=utf-8")
+
+
+def _replay_report(replays: list[Replay], batch_id: str) -> tuple[str, int]:
+    """The message and its level: what was sent and how it went, what was skipped and why."""
+    sent = [r for r in replays if not r.skipped]
+    skipped = [r for r in replays if r.skipped]
+    parts = []
+    if sent:
+        counts = Counter(r.outcome for r in sent)
+        parts.append(
+            format_html(
+                'Replayed {} of {} as batch <a href="{}">{}</a>: {}.',
+                len(sent),
+                _exchanges(len(replays)),
+                changelist_url(batch_id=batch_id),
+                _short(batch_id),
+                ", ".join(f"{name} x {count}" for name, count in sorted(counts.items())),
+            )
+        )
+    if skipped:
+        reasons = Counter(r.skipped for r in skipped)
+        parts.append(
+            format_html(
+                "Skipped {} that could not be rebuilt in full: {}",
+                _exchanges(len(skipped)),
+                " ".join(f"{reason} ({count})" for reason, count in reasons.items()),
+            )
+        )
+    if not sent:
+        level = messages.ERROR
+    elif skipped or any(r.response is None or not r.response.ok for r in sent):
+        level = messages.WARNING
+    else:
+        level = messages.SUCCESS
+    return format_html_join(" ", "{}", ((part,) for part in parts)), level
+
+
+def _filter_link(parameter: str, value: str, noun: str, *, short: bool) -> str:
+    """A link to the exchanges sharing this request or batch id."""
+    if not value:
+        return "—"
+    return format_html(
+        '<a href="{}" title="Every exchange of {} {}">{}</a>',
+        changelist_url(**{parameter: value}),
+        noun,
+        value,
+        _short(value) if short else value,
+    )
+
+
+def _short(identifier: str) -> str:
+    return identifier if len(identifier) <= 12 else identifier[:8] + "…"
+
+
+def _exchanges(count: int) -> str:
+    return f"{count} exchange" + ("" if count == 1 else "s")
+
+
+def _download(content: Any, extension: str, content_type: str) -> StreamingHttpResponse:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    return StreamingHttpResponse(
+        content,
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="exchanges-{stamp}.{extension}"'},
+    )

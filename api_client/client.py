@@ -26,7 +26,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import requests
+from django.core.signals import setting_changed
 from django.db import connection, transaction
+from django.dispatch import receiver
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
@@ -274,20 +276,7 @@ class ApiClient:
         token_failures_since: datetime | None = None,
     ) -> ApiResponse:
         """``request``; ``token_failures_since`` is passed on to ``TokenManager.get_token``."""
-        method = clean_method(method)
-        url, path = confine_path(self.config.base_url, path)
-        extra_headers = clean_headers(headers)
-        params = clean_query(query)
-        if params:
-            joiner = "&" if "?" in url else "?"
-            encoded = urlencode(params)
-            url, path = f"{url}{joiner}{encoded}", f"{path}{joiner}{encoded}"
-        body = None
-        if json is not None:
-            if method in BODYLESS_METHODS:
-                raise InvalidRequestError(f"A {method} request cannot have a body.", field="json")
-            body = encode_json(json, max_bytes=self.config.MAX_REQUEST_BYTES)
-
+        method, url, path, extra_headers, body = self._prepare(method, path, query, headers, json)
         request_id = get_request_id()
         send_headers = {"Accept": "application/json", **extra_headers}
         if body is not None:
@@ -353,6 +342,35 @@ class ApiClient:
         assert result is not None  # noqa: S101 (no error means a response)
         result.exchange_id = exchange_id
         return result
+
+    def validate(self, request: ApiRequest | Mapping[str, Any]) -> ApiRequest:
+        """Check a request exactly as ``request`` would, without sending anything.
+
+        Returns it as an ``ApiRequest``; raises ``InvalidRequestError`` (with ``field``) when
+        ``request`` would refuse it. Lets callers reject a whole batch before the first call.
+        """
+        call = ApiRequest.coerce(request)
+        self._prepare(call.method, call.path, call.query, call.headers, call.json)
+        return call
+
+    def _prepare(
+        self, method: Any, path: Any, query: Any, headers: Any, json: Any
+    ) -> tuple[str, str, str, dict[str, str], bytes | None]:
+        """``(method, url, path, headers, body)`` from the caller's input, or raise."""
+        method = clean_method(method)
+        url, path = confine_path(self.config.base_url, path)
+        extra_headers = clean_headers(headers)
+        params = clean_query(query)
+        if params:
+            joiner = "&" if "?" in url else "?"
+            encoded = urlencode(params)
+            url, path = f"{url}{joiner}{encoded}", f"{path}{joiner}{encoded}"
+        body = None
+        if json is not None:
+            if method in BODYLESS_METHODS:
+                raise InvalidRequestError(f"A {method} request cannot have a body.", field="json")
+            body = encode_json(json, max_bytes=self.config.MAX_REQUEST_BYTES)
+        return method, url, path, extra_headers, body
 
     def get(self, path: str, **kwargs: Any) -> ApiResponse:
         return self.request("GET", path, **kwargs)
@@ -642,6 +660,23 @@ def _describe(cause: BaseException) -> str:
 
 _shared: ApiClient | None = None
 _shared_guard = threading.Lock()
+
+
+def reset_client() -> None:
+    """Close and forget the shared client; the next ``get_client()`` builds a new one."""
+    global _shared
+    with _shared_guard:
+        client, _shared = _shared, None
+    if client is not None:
+        client.close()
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    # Only tests change settings at run time. Closing the old client ends its keep-alive
+    # connections, which would otherwise pin server threads (and their database sessions).
+    if setting == "POC_API":
+        reset_client()
 
 
 def get_client() -> ApiClient:

@@ -7,12 +7,14 @@ CLIENT_ID, CLIENT_SECRET     client credentials; SCOPE is sent when not empty
 CLIENT_AUTH                  "basic" (HTTP Basic, the default) or "body" (form fields)
 CONNECT_TIMEOUT, READ_TIMEOUT   seconds, for every call
 MAX_WORKERS                  upper bound of request_many's pool and of pooled connections
+BATCH_MAX                    most requests one batch may hold (the console's POST /api/batch)
 RETRIES, BACKOFF_FACTOR      urllib3 Retry for idempotent calls on connection errors and
                              429/502/503/504; RETRY_AFTER_MAX caps a server's Retry-After
 TOKEN_LEEWAY                 refresh this many seconds before expiry (at most half a lifetime)
 DEFAULT_TOKEN_LIFETIME       assumed when the provider omits expires_in
 MAX_REQUEST_BYTES            largest request body we agree to send
 LOG_BODY_LIMIT               bodies stored in the exchange log are truncated past this
+EXCHANGE_RETENTION_DAYS      purge_exchanges' default age; 0 means "give --older-than"
 """
 
 from dataclasses import dataclass, fields
@@ -38,6 +40,7 @@ class ApiSettings:
     CONNECT_TIMEOUT: float = 3.05
     READ_TIMEOUT: float = 30.0
     MAX_WORKERS: int = 16
+    BATCH_MAX: int = 1000
     RETRIES: int = 3
     BACKOFF_FACTOR: float = 0.2
     RETRY_AFTER_MAX: int = 10
@@ -45,6 +48,7 @@ class ApiSettings:
     DEFAULT_TOKEN_LIFETIME: int = 3600
     MAX_REQUEST_BYTES: int = 1_000_000
     LOG_BODY_LIMIT: int = 64_000
+    EXCHANGE_RETENTION_DAYS: int = 30
 
     @property
     def base_url(self) -> str:
@@ -64,6 +68,10 @@ class ApiSettings:
             found.append(f"POC_API_CLIENT_AUTH must be one of {', '.join(CLIENT_AUTH_METHODS)}.")
         if self.MAX_WORKERS < 1:
             found.append("POC_API_MAX_WORKERS must be at least 1.")
+        if self.BATCH_MAX < 1:
+            found.append("POC_API_BATCH_MAX must be at least 1.")
+        if self.EXCHANGE_RETENTION_DAYS < 0:
+            found.append("POC_EXCHANGE_RETENTION_DAYS must be 0 (keep) or more.")
         return found
 
     def with_overrides(self, **changes: Any) -> "ApiSettings":

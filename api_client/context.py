@@ -22,9 +22,14 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def is_well_formed(candidate: str | None) -> bool:
+    """Whether ``candidate`` may be used as a request id as it is."""
+    return bool(candidate and _WELL_FORMED.fullmatch(candidate))
+
+
 def clean_request_id(candidate: str | None) -> str:
     """``candidate`` when it is a well-formed id, else a fresh one."""
-    if candidate and _WELL_FORMED.fullmatch(candidate):
+    if candidate and is_well_formed(candidate):
         return candidate
     return new_request_id()
 

@@ -184,6 +184,10 @@ class Exchange(models.Model):
             models.Index(fields=["method", "created_at"], name="exchange_method_idx"),
             models.Index(fields=["request_id"], name="exchange_request_id_idx"),
             models.Index(fields=["batch_id"], name="exchange_batch_id_idx"),
+            # The admin filters by kind (token requests are few among many calls) and sorts
+            # by duration ("the slowest calls").
+            models.Index(fields=["kind", "created_at"], name="exchange_kind_idx"),
+            models.Index(fields=["duration_ms"], name="exchange_duration_idx"),
         ]
 
     def __str__(self) -> str:
@@ -193,3 +197,12 @@ class Exchange(models.Model):
     @property
     def ok(self) -> bool:
         return self.status is not None and self.status < 400
+
+
+class ExchangeSummary(Exchange):
+    """No data of its own: the admin index links to a model, so the summary page has one."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()  # viewing the summary takes the permission to view exchanges
+        verbose_name = verbose_name_plural = "summary of recent calls"

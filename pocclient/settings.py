@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -87,7 +88,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that everything after it, and every response, carries the request id.
+    "api_client.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,7 +102,10 @@ MIDDLEWARE = [
 
 if not DEBUG:
     # Production serves its own static files; runserver and the test server already do.
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
 
 ROOT_URLCONF = "pocclient.urls"
 WSGI_APPLICATION = "pocclient.wsgi.application"
@@ -178,20 +185,39 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "pocclient.storage.StaticFilesStorage"
         )
     },
 }
 
-# --- Security (production) -------------------------------------------------------------------
+# --- Security -----------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# JSON endpoints answer a CSRF failure with JSON, pages with Django's HTML page.
+CSRF_FAILURE_VIEW = "pocclient.views.csrf_failure"
+# Needed behind a proxy whose public origin differs from the Host Django sees, e.g.
+# "https://console.example.com".
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Every asset is served from this origin and no page has inline script or style: the console's
+# JavaScript and CSS are static files, and its initial data is a JSON data block.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -214,6 +240,7 @@ POC_API = {
     "CONNECT_TIMEOUT": env_float("POC_API_CONNECT_TIMEOUT", 3.05, minimum=0.01),
     "READ_TIMEOUT": env_float("POC_API_READ_TIMEOUT", 30.0, minimum=0.01),
     "MAX_WORKERS": env_int("POC_API_MAX_WORKERS", 16, minimum=1),
+    "BATCH_MAX": env_int("POC_API_BATCH_MAX", 1000, minimum=1),
     "RETRIES": env_int("POC_API_RETRIES", 3),
     "BACKOFF_FACTOR": env_float("POC_API_BACKOFF_FACTOR", 0.2),
     "RETRY_AFTER_MAX": env_int("POC_API_RETRY_AFTER_MAX", 10),
@@ -221,6 +248,9 @@ POC_API = {
     "DEFAULT_TOKEN_LIFETIME": env_int("POC_API_DEFAULT_TOKEN_LIFETIME", 3600, minimum=1),
     "MAX_REQUEST_BYTES": env_int("POC_API_MAX_REQUEST_BYTES", 1_000_000, minimum=1),
     "LOG_BODY_LIMIT": env_int("POC_API_LOG_BODY_LIMIT", 64_000, minimum=0),
+    # `manage.py purge_exchanges` without --older-than deletes exchanges older than this;
+    # 0 keeps them until a purge names its own age.
+    "EXCHANGE_RETENTION_DAYS": env_int("POC_EXCHANGE_RETENTION_DAYS", 30, minimum=0),
 }
 
 # --- The sandbox (a local stand-in for the external API) --------------------------------------
@@ -236,21 +266,33 @@ SANDBOX = {
 }
 
 # --- Logging: the original proof of concept's format, thread ids included ---------------------
+# plus the request id of the page or command that caused the line ("-" outside of one).
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "api_client.log.RequestIdFilter"},
+    },
     "formatters": {
         "poc": {
             "format": "%(asctime)s %(thread)d %(levelname)s %(name)s %(funcName)s %(lineno)d "
-            "%(message)s",
+            "%(request_id)s %(message)s",
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "poc"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "poc",
+            "filters": ["request_id"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's defaults give "django" and "django.server" handlers of their own, whose
+        # lines would lack the format above: send theirs through the root handler instead.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "urllib3": {"level": "WARNING"},
     },

@@ -10,11 +10,30 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from django.test import override_settings
 
 from api_client import tokens
-from api_client.client import ApiClient
+from api_client.client import ApiClient, reset_client
 from api_client.conf import ApiSettings, api_settings
 from sandbox import stats
+
+
+@pytest.fixture(autouse=True)
+def close_shared_client() -> Iterator[None]:
+    """Close the process's shared client (the one views and commands use) after each test.
+
+    Its keep-alive connections to the live server keep server threads, and their database
+    connections, alive: PostgreSQL would then refuse to drop the test database.
+    """
+    yield
+    reset_client()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing() -> Iterator[None]:
+    """admin_client logs in a new superuser per test: PBKDF2 would cost ~0.3 s each time."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
+from django.core.management.base import CommandError, CommandParser
 
 from api_client.client import get_client
-from api_client.context import request_id_scope
 from api_client.exceptions import ApiError
+from api_client.management.base import ApiCommand
 
 
 def seconds(value: str) -> int:
@@ -19,11 +18,15 @@ def seconds(value: str) -> int:
     return number
 
 
-class Command(BaseCommand):
+class Command(ApiCommand):
     help = (
-        "Make sure a valid API access token is stored, and print when it expires (never the "
-        "token). Example for cron: manage.py refresh_token --if-expiring-within 600"
+        "Make sure a valid API access token is stored, and print when it expires (never the token)."
     )
+    examples = """\
+        %(prog)s
+        %(prog)s --force
+        %(prog)s --if-expiring-within 600     # in cron, e.g. every 5 minutes
+    """
     # Cron runs this often: skip system checks, whose warnings would fill its mail.
     requires_system_checks: list[str] = []
 
@@ -39,18 +42,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *, force: bool, if_expiring_within: int | None, **options: Any) -> None:
-        with request_id_scope():
-            try:
-                status, refreshed = get_client().tokens.ensure(
-                    force=force, if_expiring_within=if_expiring_within
-                )
-            except ApiError as exc:
-                raise CommandError(" ".join(exc.message.split())) from exc
-            except DatabaseError as exc:
-                raise CommandError(
-                    f"The database is not usable ({' '.join(str(exc).split())}); "
-                    "has `manage.py migrate` run?"
-                ) from exc
+        try:
+            status, refreshed = get_client().tokens.ensure(
+                force=force, if_expiring_within=if_expiring_within
+            )
+        except ApiError as exc:
+            raise CommandError(" ".join(exc.message.split())) from exc
         action = "Obtained a new access token" if refreshed else "The stored access token is valid"
         expires = status.expires_at.strftime("%Y-%m-%d %H:%M:%S %Z") if status.expires_at else "?"
         self.stdout.write(f"{action}; it expires at {expires} (in {status.expires_in} s).")

@@ -2,10 +2,12 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
+
+from api_client.management.base import ApiCommand
 
 
-class Command(BaseCommand):
+class Command(ApiCommand):
     help = (
         "Create a local admin login with a random password, printed once, if no user exists "
         "yet. Used by `make run`; does nothing once any user exists."

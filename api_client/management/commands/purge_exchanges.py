@@ -1,0 +1,135 @@
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.management.base import CommandParser
+from django.utils import timezone
+
+from api_client.conf import api_settings
+from api_client.management.base import ApiCommand, bad_input
+from api_client.models import Exchange
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_PAUSE = 0.05
+
+
+def purge(
+    cutoff: datetime,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    pause: float = DEFAULT_PAUSE,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Delete exchanges created before ``cutoff``, oldest first, ``batch_size`` rows at a time.
+
+    Each batch is its own short transaction (a SELECT of ids, then a DELETE of those ids), and
+    the ``pause`` between batches lets writers queued on the lock (SQLite has one for the
+    whole database) go first, so a large purge never blocks the client's exchange log for
+    longer than one small batch takes. Returns how many rows went.
+    """
+    old = Exchange.objects.filter(created_at__lt=cutoff).order_by("created_at", "id")
+    deleted = 0
+    while ids := list(old.values_list("id", flat=True)[:batch_size]):
+        count, _ = Exchange.objects.filter(id__in=ids).delete()
+        deleted += count
+        if on_batch is not None:
+            on_batch(deleted)
+        if len(ids) < batch_size:
+            break
+        if pause:
+            time.sleep(pause)
+    return deleted
+
+
+def check_days(value: float | None) -> float:
+    if value is None:
+        retention = api_settings().EXCHANGE_RETENTION_DAYS
+        if not retention:
+            raise bad_input(
+                "Give --older-than DAYS, or set POC_EXCHANGE_RETENTION_DAYS to a default."
+            )
+        return float(retention)
+    if not (value > 0 and math.isfinite(value)):
+        raise bad_input(f"--older-than must be a number of days above 0; got {value}.")
+    return float(value)
+
+
+def describe_age(days: float) -> str:
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
+
+class Command(ApiCommand):
+    help = (
+        "Delete exchanges older than a number of days, in small batches so that other "
+        "writers are never blocked for long, and print how many rows went."
+    )
+    examples = """\
+        %(prog)s --older-than 30
+        %(prog)s --older-than 7 --dry-run
+        %(prog)s                    # older than POC_EXCHANGE_RETENTION_DAYS
+    """
+    notes = """\
+    In cron, every night at 03:17:
+        17 3 * * *  cd /srv/pocclient && .venv/bin/python manage.py purge_exchanges
+    """
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            metavar="DAYS",
+            help="Delete exchanges created more than DAYS days ago (fractions allowed; "
+            f"default: POC_EXCHANGE_RETENTION_DAYS, now {api_settings().EXCHANGE_RETENTION_DAYS}"
+            ", where 0 means this option is required).",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would go; delete nothing."
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            metavar="N",
+            help="Rows deleted per transaction (default: %(default)s).",
+        )
+        parser.add_argument(
+            "--pause",
+            type=float,
+            default=DEFAULT_PAUSE,
+            metavar="SECONDS",
+            help="Pause between batches, letting other writers in (default: %(default)s).",
+        )
+
+    def handle(
+        self,
+        *,
+        older_than: float | None,
+        dry_run: bool,
+        batch_size: int,
+        pause: float,
+        verbosity: int,
+        **options: Any,
+    ) -> None:
+        age = check_days(older_than)
+        if batch_size < 1:
+            raise bad_input(f"--batch-size must be at least 1; got {batch_size}.")
+        if not (pause >= 0 and math.isfinite(pause)):
+            raise bad_input(f"--pause must be 0 or more seconds; got {pause}.")
+        try:
+            cutoff = timezone.now() - timedelta(days=age)
+        except OverflowError:
+            raise bad_input(f"--older-than {age:g} days reaches before the year 1.") from None
+        before = f"created before {cutoff:%Y-%m-%d %H:%M:%S %Z} (older than {describe_age(age)})"
+        if dry_run:
+            count = Exchange.objects.filter(created_at__lt=cutoff).count()
+            self.stdout.write(f"Would delete {count} exchanges {before}; nothing was deleted.")
+            return
+
+        def report(so_far: int) -> None:
+            if verbosity >= 2:
+                self.stdout.write(f"... {so_far} deleted")
+
+        deleted = purge(cutoff, batch_size=batch_size, pause=pause, on_batch=report)
+        self.stdout.write(f"Done! Deleted {deleted} exchanges {before}.")

@@ -1,0 +1,212 @@
+import json
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser, OutputWrapper
+
+from api_client.client import ApiClient, ApiRequest, BatchResult, get_client
+from api_client.exceptions import InvalidRequestError
+from api_client.management.base import ApiCommand, bad_input
+from api_client.metrics import percentile
+
+MAX_REPORTED_PROBLEMS = 20
+BAR_WIDTH = 30
+
+
+def read_lines(source: str) -> list[bytes]:
+    if source == "-":
+        return sys.stdin.buffer.readlines()
+    try:
+        with Path(source).open("rb") as stream:
+            return stream.readlines()
+    except OSError as exc:
+        raise bad_input(f"Cannot read {source}: {exc.strerror}.") from None
+
+
+def parse_requests(
+    lines: Iterable[bytes], client: ApiClient
+) -> tuple[list[tuple[int, ApiRequest]], list[str]]:
+    """``([(line number, request), ...], [problem, ...])``; problems name their line."""
+    requests: list[tuple[int, ApiRequest]] = []
+    problems: list[str] = []
+    for number, raw in enumerate(lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"line {number}: not UTF-8 text.")
+            continue
+        if number == 1:
+            line = line.removeprefix("\ufeff")
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno}).")
+            continue
+        if not isinstance(item, dict):
+            problems.append(
+                f'line {number}: expected an object such as {{"method": "GET", "path": "items"}}.'
+            )
+            continue
+        if "path" not in item:
+            problems.append(f"line {number}: the path is missing.")
+            continue
+        try:
+            requests.append((number, client.validate(item)))
+        except InvalidRequestError as exc:
+            problems.append(f"line {number}: {exc.message}")
+    return requests, problems
+
+
+def describe(result: BatchResult) -> str:
+    request = result.request
+    assert isinstance(request, ApiRequest)  # noqa: S101 (parse_requests made them)
+    what = f"{request.method.upper()} {request.path}"
+    if result.response is not None:
+        return f"{result.response.status} {what} ({result.response.duration_ms:.1f} ms)"
+    message = " ".join(str(getattr(result.error, "message", result.error)).split())
+    return f"{outcome(result)} {what}: {message}"
+
+
+def outcome(result: BatchResult) -> str:
+    """What a result counts as in the summary: its status, or its error's code."""
+    if result.response is not None:
+        return str(result.response.status)
+    return str(getattr(result.error, "code", type(result.error).__name__))
+
+
+class Progress:
+    """A bar redrawn in place on a terminal; one plain line per result otherwise."""
+
+    def __init__(self, out: OutputWrapper, total: int) -> None:
+        self.out = out
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.bar = out.isatty()
+
+    def update(self, line_number: int, result: BatchResult) -> None:
+        self.done += 1
+        self.failed += not result.ok
+        if not self.bar:
+            self.out.write(f"line {line_number}: {describe(result)}")
+            return
+        if not result.ok:  # failures stay on screen above the bar
+            self.out.write(f"\r\x1b[2Kline {line_number}: {describe(result)}")
+        filled = BAR_WIDTH * self.done // self.total
+        failed = f"  {self.failed} failed" if self.failed else ""
+        self.out.write(
+            f"\r\x1b[2K[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done}/{self.total}"
+            + failed,
+            ending="",
+        )
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.bar:
+            self.out.write("\r\x1b[2K", ending="")
+
+
+def summary(results: list[BatchResult], seconds: float, batch_id: str) -> list[str]:
+    counts = Counter(outcome(r) for r in results)
+    failed = sum(not r.ok for r in results)
+    durations = [r.response.duration_ms for r in results if r.response is not None]
+    p50, p95 = percentile(durations, 50), percentile(durations, 95)
+    by_status = ", ".join(f"{name} x {count}" for name, count in sorted(counts.items()))
+    latency = f"p50 {p50:.1f} ms, p95 {p95:.1f} ms" if durations else "no answers"
+    return [
+        f"Sent {len(results)} requests in {seconds:.2f} s (batch {batch_id}): "
+        f"{len(results) - failed} succeeded, {failed} failed.",
+        f"By status: {by_status or 'none'}.",
+        f"Latency: {latency}.",
+    ]
+
+
+class Command(ApiCommand):
+    help = (
+        "Send many requests, read as JSON Lines from FILE or standard input, concurrently "
+        "through api_client, and print a summary (counts by status, p50/p95 latency)."
+    )
+    examples = """\
+        %(prog)s requests.jsonl
+        %(prog)s requests.jsonl --concurrency 4
+        printf '%%s\\n' '{"method": "GET", "path": "whoami"}' | %(prog)s -
+    """
+    notes = """\
+    Each line is one request: {"method": "POST", "path": "items", "query": {"a": "1"},
+    "headers": {"X-Trace": "t"}, "json": {"name": "widget"}}; only "path" is required and
+    "method" defaults to GET. Every line is checked before anything is sent: a malformed
+    line is reported with its number and nothing is sent (exit status 2). The exchanges of
+    one run share a batch id, shown in the summary; filter the admin's exchanges by it.
+    Exit status: 0 when every request answered below 400, 1 when any failed, 2 on bad
+    arguments or input.
+    """
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("source", metavar="FILE|-", help="JSON Lines file, or - for stdin.")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            metavar="N",
+            help="How many requests run at once (default and maximum: POC_API_MAX_WORKERS).",
+        )
+
+    def handle(self, *, source: str, concurrency: int | None, **options: Any) -> None:
+        client = get_client()
+        limit = client.config.MAX_WORKERS
+        if concurrency is not None and not 1 <= concurrency <= limit:
+            raise bad_input(
+                f"--concurrency must be between 1 and {limit} (POC_API_MAX_WORKERS); "
+                f"got {concurrency}."
+            )
+        numbered, problems = parse_requests(read_lines(source), client)
+        if problems:
+            for problem in problems[:MAX_REPORTED_PROBLEMS]:
+                self.stderr.write(problem)
+            if len(problems) > MAX_REPORTED_PROBLEMS:
+                self.stderr.write(f"... and {len(problems) - MAX_REPORTED_PROBLEMS} more.")
+            count = f"{len(problems)} malformed line" + ("s" if len(problems) > 1 else "")
+            raise bad_input(f"{count} in {display_name(source)}; nothing was sent.")
+        if not numbered:
+            self.stdout.write(f"No requests in {display_name(source)}; nothing was sent.")
+            return
+        self.send(client, numbered, concurrency)
+
+    def send(
+        self, client: ApiClient, numbered: list[tuple[int, ApiRequest]], concurrency: int | None
+    ) -> None:
+        batch_id = uuid.uuid4().hex
+        progress = Progress(self.stdout, len(numbered))
+        results: list[BatchResult] = []
+        started = time.perf_counter()
+        try:
+            for result in client.iter_many(
+                [request for _, request in numbered], concurrency=concurrency, batch_id=batch_id
+            ):
+                results.append(result)
+                progress.update(numbered[result.index][0], result)
+        except KeyboardInterrupt:
+            progress.finish()
+            elapsed = time.perf_counter() - started
+            self.stdout.write("\n".join(summary(results, elapsed, batch_id)))
+            raise CommandError(
+                f"Interrupted after {len(results)} of {len(numbered)} requests.", returncode=130
+            ) from None
+        progress.finish()
+        self.stdout.write("\n".join(summary(results, time.perf_counter() - started, batch_id)))
+        failed = sum(not r.ok for r in results)
+        if failed:
+            raise CommandError(
+                f"{failed} of {len(results)} requests failed; the admin lists them under "
+                f"batch {batch_id}."
+            )
+
+
+def display_name(source: str) -> str:
+    return "standard input" if source == "-" else source

@@ -1,0 +1,27 @@
+"""gunicorn's settings for pocclient in production.
+
+gunicorn reads this file from the working directory, so from the repository root
+`gunicorn pocclient.wsgi` is enough. Override any setting without editing the file, on the
+command line (`--workers 4`) or in GUNICORN_CMD_ARGS; both take precedence over this file.
+
+gthread workers: each process serves `threads` requests at once. A console batch holds one
+of them for as long as it streams, and starts up to POC_API_MAX_WORKERS threads of its own,
+each with its own database connection (see the README on threads and connections).
+"""
+
+wsgi_app = "pocclient.wsgi:application"
+bind = ["0.0.0.0:8000"]
+worker_class = "gthread"
+workers = 2
+threads = 8
+# With gthread, a long request (a streaming batch) does not stall the worker's heartbeat:
+# this only restarts a worker that is stuck as a whole.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+# Trust X-Forwarded-* only from a proxy on this host; widen when the proxy runs elsewhere.
+forwarded_allow_ips = "127.0.0.1,::1"
+# gunicorn's control socket has one default path per user: a second instance on the host (or a
+# test run) would take it over. Enable it with --control-socket PATH when you use gunicornc.
+control_socket_disable = True

@@ -1,0 +1,129 @@
+"""The JSON endpoints behind the console (and any tool with a session): see ``jsonapi``.
+
+``POST /_token_refresh``       token status, refreshed when due (or now, with ``force``)
+``GET  /api/token``            token status, as it is
+``POST /api/send``             one call -> its response and exchange id
+``POST /api/batch``            many calls -> NDJSON, a line per finished call, then a summary
+``GET  /api/exchanges[/<id>]`` the exchange log, newest first
+"""
+
+import contextvars
+import uuid
+
+from django import forms
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+from api_client.client import get_client
+from api_client.exceptions import (
+    ApiConnectionError,
+    ApiTimeoutError,
+    InvalidRequestError,
+    TokenError,
+)
+from api_client.models import Exchange
+
+from .batch import NDJSON, iterate_in, stream_batch
+from .forms import STATUS_CLASSES, BatchForm, ExchangeFilterForm, RequestForm, TokenRefreshForm
+from .jsonapi import BadInput, error_response, form_errors, json_endpoint, read_json
+from .payloads import (
+    SUMMARY_FIELDS,
+    api_error_payload,
+    exchange_detail,
+    exchange_summary,
+    held_secrets,
+    response_payload,
+)
+
+PAGE_SIZE = 20
+
+
+def _valid[F: forms.Form](form: F) -> F:
+    if not form.is_valid():
+        raise BadInput(form_errors(form))
+    return form
+
+
+@json_endpoint("POST")
+def token_refresh(request: HttpRequest) -> HttpResponse:
+    form = _valid(TokenRefreshForm(data=read_json(request)))
+    tokens = get_client().tokens
+    try:
+        status, refreshed = tokens.ensure(force=form.cleaned_data["force"])
+    except TokenError as exc:
+        payload = {**tokens.status().as_dict(), "refreshed": False, **api_error_payload(exc)}
+        return JsonResponse(payload, status=502)
+    return JsonResponse({**status.as_dict(), "refreshed": refreshed})
+
+
+@json_endpoint("GET")
+def token_status(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(get_client().tokens.status().as_dict())
+
+
+@json_endpoint("POST")
+def send(request: HttpRequest) -> HttpResponse:
+    form = _valid(RequestForm(data=read_json(request)))
+    client = get_client()
+    try:
+        response = client.request(**form.as_call())
+    except InvalidRequestError as exc:  # the form checks the same; kept for safety
+        raise BadInput({exc.field or "__all__": [exc.message]}) from None
+    except ApiTimeoutError as exc:
+        return JsonResponse(api_error_payload(exc), status=504)
+    except (TokenError, ApiConnectionError) as exc:
+        return JsonResponse(api_error_payload(exc), status=502)
+    return JsonResponse(response_payload(response, held_secrets(client)))
+
+
+@json_endpoint("POST")
+def batch(request: HttpRequest) -> HttpResponse:
+    form = _valid(BatchForm(data=read_json(request)))
+    lines = stream_batch(
+        get_client(),
+        form.cleaned_data["requests"],
+        concurrency=form.cleaned_data["concurrency"],
+        batch_id=uuid.uuid4().hex,
+    )
+    response = StreamingHttpResponse(
+        iterate_in(contextvars.copy_context(), lines), content_type=NDJSON
+    )
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each line on as it comes
+    return response
+
+
+@json_endpoint("GET")
+def exchanges(request: HttpRequest) -> HttpResponse:
+    filters = _valid(ExchangeFilterForm(data=request.GET)).cleaned_data
+    page, size = filters["page"] or 1, filters["page_size"] or PAGE_SIZE
+    rows = Exchange.objects.only(*SUMMARY_FIELDS)
+    if (kind := filters["kind"] or "api") != "all":
+        rows = rows.filter(kind=kind)
+    if filters["status"]:
+        rows = rows.in_status_class(STATUS_CLASSES[filters["status"]])
+    if filters["batch_id"]:
+        rows = rows.filter(batch_id=filters["batch_id"])
+    # One row more than a page tells whether there is a next page, without counting them all.
+    found = list(rows[(page - 1) * size : page * size + 1])
+    return JsonResponse(
+        {
+            "results": [exchange_summary(row) for row in found[:size]],
+            "page": page,
+            "page_size": size,
+            "has_previous": page > 1,
+            "has_next": len(found) > size,
+        }
+    )
+
+
+@json_endpoint("GET")
+def exchange(request: HttpRequest, exchange_id: int) -> HttpResponse:
+    found = Exchange.objects.filter(pk=exchange_id).first()
+    if found is None:
+        return error_response(404, "not_found", f"There is no exchange {exchange_id}.")
+    return JsonResponse(exchange_detail(found))
+
+
+@json_endpoint("GET", "POST", "PUT", "PATCH", "DELETE")
+def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    return error_response(404, "not_found", f"There is no console endpoint at {request.path}.")

@@ -1,0 +1,133 @@
+"""The conventions of the console's JSON endpoints, in one place.
+
+Every answer is JSON, never a redirect to an HTML page: an anonymous caller gets 401, a wrong
+method 405, a CSRF failure 403 (``pocclient.views.csrf_failure``), bad input 400. An error body
+always has ``error: {"code", "message"}``; a validation error adds ``errors``, the messages per
+field (``__all__`` for the input as a whole), as Django forms produce them.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+
+from api_client.context import get_request_id
+
+logger = logging.getLogger(__name__)
+
+type View = Callable[..., HttpResponse]
+
+# CSRF_FAILURE_VIEW looks for this attribute to answer JSON rather than HTML.
+JSON_ENDPOINT_ATTR = "json_endpoint"
+
+
+def error_response(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"code": code, "message": message}, **extra}, status=status, headers=headers
+    )
+
+
+def invalid_response(errors: dict[str, list[str]], status: int = 400) -> JsonResponse:
+    return error_response(
+        status,
+        "invalid",
+        "The input is invalid; nothing was sent. See errors for each field.",
+        errors=errors,
+    )
+
+
+def form_errors(form: forms.Form) -> dict[str, list[str]]:
+    return {
+        field: [str(message) for message in messages] for field, messages in form.errors.items()
+    }
+
+
+class BadInput(Exception):
+    """Raised by a view's helpers to answer 400 (or ``status``) with per-field errors."""
+
+    def __init__(self, errors: dict[str, list[str]], status: int = 400) -> None:
+        super().__init__(errors)
+        self.errors = errors
+        self.status = status
+
+
+def read_json(request: HttpRequest) -> dict[str, Any]:
+    """The request body as a JSON object (an empty body is ``{}``); raise ``BadInput`` if not."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise BadInput(
+            {"__all__": ["The request body is too large (DATA_UPLOAD_MAX_MEMORY_SIZE)."]},
+            status=413,
+        ) from None
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput({"__all__": [f"The request body is not valid JSON: {exc}."]}) from None
+    if not isinstance(data, dict):
+        raise BadInput({"__all__": ["The request body must be a JSON object."]})
+    return data
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_endpoint(*methods: str) -> Callable[[View], View]:
+    """Make a view a JSON endpoint: logged-in users only, ``methods`` only, ``BadInput`` -> 400,
+    and any other failure a logged 500 that is JSON too.
+
+    CSRF stays on (Django's middleware checks every POST before the view runs).
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return error_response(
+                    401,
+                    "not_authenticated",
+                    "Log in to use the console's API; your session may have expired.",
+                    headers={"WWW-Authenticate": 'Session realm="pocclient"'},
+                    login_url=reverse("login"),
+                )
+            if request.method not in methods:
+                return error_response(
+                    405,
+                    "method_not_allowed",
+                    f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
+                    headers={"Allow": ", ".join(methods)},
+                )
+            try:
+                return view(request, *args, **kwargs)
+            except BadInput as exc:
+                return invalid_response(exc.errors, exc.status)
+            except Exception:
+                # Still JSON: the page and other tools must never have to parse an HTML 500.
+                logger.exception("%s %s failed", request.method, request.path)
+                return error_response(
+                    500,
+                    "server_error",
+                    "pocclient failed while handling this request; the server log has the "
+                    f"details under request id {get_request_id() or '-'}.",
+                )
+
+        setattr(wrapper, JSON_ENDPOINT_ATTR, True)
+        return wrapper
+
+    return decorator
+
+
+def is_json_endpoint(request: HttpRequest) -> bool:
+    match = getattr(request, "resolver_match", None)
+    return bool(match and getattr(match.func, JSON_ENDPOINT_ATTR, False))

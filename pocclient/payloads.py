@@ -1,0 +1,136 @@
+"""What the JSON endpoints answer: responses, errors and exchanges shaped for the browser.
+
+Nothing shaped here carries a secret. Exchanges are stored redacted by ``api_client``; a live
+response is not, so its headers are redacted the same way and every secret we hold (the client
+secret, the access and refresh tokens) is scrubbed from its body, in case the API echoes one.
+"""
+
+import json
+from typing import Any
+
+from django.urls import reverse
+
+from api_client.client import ApiClient, ApiResponse
+from api_client.exceptions import ApiError
+from api_client.models import Exchange, Token
+from api_client.redaction import redact_headers, scrub
+from api_client.replay import replay_request
+
+
+def admin_url(exchange_id: int | None) -> str | None:
+    if exchange_id is None:
+        return None
+    return reverse("admin:api_client_exchange_change", args=[exchange_id])
+
+
+def held_secrets(client: ApiClient) -> tuple[str, ...]:
+    stored = (
+        Token.objects.filter(credential_key=client.tokens.key)
+        .values_list("access_token", "refresh_token")
+        .first()
+    )
+    return (client.config.CLIENT_SECRET, *(stored or ()))
+
+
+def decode_body(text: str) -> tuple[Any, bool]:
+    """``(value, is_json)``: the body decoded when it is JSON, else the text (None if empty)."""
+    if not text:
+        return None, False
+    try:
+        return json.loads(text), True
+    except ValueError:
+        return text, False
+
+
+def response_payload(response: ApiResponse, secrets: tuple[str, ...]) -> dict[str, Any]:
+    body, is_json = decode_body(scrub(response.text, secrets))
+    return {
+        "id": response.exchange_id,
+        "status": response.status,
+        "ok": response.ok,
+        "method": response.method,
+        "url": scrub(response.url, secrets),
+        "path": scrub(response.path, secrets),
+        "duration_ms": round(response.duration_ms, 1),
+        "attempts": response.attempts,
+        "request_id": response.request_id,
+        "headers": redact_headers(response.headers),
+        "content_type": response.content_type,
+        "size": len(response.content),
+        "body": body,
+        "body_is_json": is_json,
+        "admin_url": admin_url(response.exchange_id),
+    }
+
+
+def api_error_payload(error: ApiError) -> dict[str, Any]:
+    return {
+        "error": {"code": error.code, "message": error.message},
+        "id": error.exchange_id,
+        "admin_url": admin_url(error.exchange_id),
+    }
+
+
+# Fields the history list needs; the bodies (up to LOG_BODY_LIMIT each) stay in the database.
+SUMMARY_FIELDS = (
+    "id",
+    "created_at",
+    "kind",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "attempts",
+    "error",
+    "error_code",
+    "batch_id",
+    "request_id",
+)
+
+
+def exchange_summary(exchange: Exchange) -> dict[str, Any]:
+    return {
+        "id": exchange.pk,
+        "created_at": exchange.created_at.isoformat(),
+        "kind": exchange.kind,
+        "method": exchange.method,
+        "path": exchange.path,
+        "status": exchange.status,
+        "ok": exchange.ok,
+        "duration_ms": round(exchange.duration_ms, 1),
+        "attempts": exchange.attempts,
+        "error": {"code": exchange.error_code, "message": exchange.error}
+        if exchange.error or exchange.error_code
+        else None,
+        "batch_id": exchange.batch_id,
+        "request_id": exchange.request_id,
+        "admin_url": admin_url(exchange.pk),
+    }
+
+
+def exchange_detail(exchange: Exchange) -> dict[str, Any]:
+    return {
+        **exchange_summary(exchange),
+        "url": exchange.url,
+        "thread": exchange.thread,
+        "request_headers": exchange.request_headers,
+        "request_body": exchange.request_body,
+        "response_headers": exchange.response_headers,
+        "response_body": exchange.response_body,
+        "response_truncated": exchange.response_truncated,
+        "replay": replay_payload(exchange) if exchange.kind == Exchange.Kind.API else None,
+    }
+
+
+def replay_payload(exchange: Exchange) -> dict[str, Any]:
+    """The request to load into the builder, in ``POST /api/send``'s shape, plus warnings."""
+    replay = replay_request(exchange)
+    call = replay.request
+    return {
+        "method": call.method,
+        "path": call.path,
+        "query": call.query,
+        "headers": call.headers,
+        "json": call.json,
+        "warnings": replay.warnings,
+    }

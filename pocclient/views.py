@@ -1,0 +1,63 @@
+"""The console page, logout, and the CSRF failure view shared with the JSON endpoints."""
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.csrf import csrf_failure as html_csrf_failure
+from django.views.decorators.http import require_safe
+
+from api_client.client import get_client
+from api_client.validation import BODYLESS_METHODS, MAX_HEADERS, METHODS
+
+from .jsonapi import error_response, is_json_endpoint
+
+
+@require_safe
+@login_required
+def console(request: HttpRequest) -> HttpResponse:
+    client = get_client()
+    page = {
+        "base_url": client.config.base_url,
+        "methods": METHODS,
+        "bodyless_methods": sorted(BODYLESS_METHODS),
+        "max_workers": client.config.MAX_WORKERS,
+        "batch_max": client.config.BATCH_MAX,
+        "max_headers": MAX_HEADERS,
+        "token": client.tokens.status().as_dict(),
+        "urls": {
+            "token_refresh": reverse("token-refresh"),
+            "token": reverse("api-token"),
+            "send": reverse("api-send"),
+            "batch": reverse("api-batch"),
+            "exchanges": reverse("api-exchanges"),
+            "login": reverse("login"),
+            "exchange_admin": reverse("admin:api_client_exchange_change", args=[0]).replace(
+                "/0/", "/{id}/"
+            ),
+        },
+    }
+    return render(request, "pocclient/console.html", {"page": page})
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout, which then says so on the login page it redirects to."""
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are logged out.")
+        return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: JSON for the JSON endpoints, Django's page for everything else."""
+    if is_json_endpoint(request):
+        return error_response(
+            403,
+            "csrf_failed",
+            f"CSRF verification failed: {reason.rstrip('.')}. Send the X-CSRFToken header "
+            "with the value of the csrftoken cookie, from a page of this site.",
+        )
+    return html_csrf_failure(request, reason)

@@ -1,0 +1,193 @@
+"""manage.py api_request against the live sandbox."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from api_client.models import Exchange
+from tests.helpers.exchanges import fake_stdin, run_command
+
+
+def api_request(*argv: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("api_request", *argv, stdout=out, stderr=err, skip_checks=True)
+    return out.getvalue(), err.getvalue()
+
+
+def body_of(out: str) -> object:
+    return json.loads(out.split("\n", 1)[1])
+
+
+def test_get_prints_the_status_line_and_pretty_json(api_config):
+    out, _ = api_request("GET", "whoami")
+
+    status_line, rest = out.split("\n", 1)
+    exchange = Exchange.objects.get(kind=Exchange.Kind.API)
+    assert status_line.startswith("HTTP 200 OK  (GET /whoami, ")
+    assert f"exchange {exchange.pk}, request id {exchange.request_id})" in status_line
+    assert rest.startswith('{\n  "client_id": "sandbox-client",')
+
+
+def test_post_sends_inline_data_query_and_headers(api_config):
+    out, _ = api_request(
+        "post",
+        "echo",
+        "--data",
+        '{"name": "widget", "n": 1}',
+        "--query",
+        "a=1",
+        "--query",
+        "a=2",
+        "--query",
+        "eq=x=y",
+        "--header",
+        "X-Trace: t-1",
+    )
+
+    echoed = body_of(out)
+    assert out.startswith("HTTP 200 OK  (POST /echo?a=1&a=2&eq=x%3Dy, ")
+    assert echoed["json"] == {"name": "widget", "n": 1}
+    assert echoed["query"] == {"a": ["1", "2"], "eq": ["x=y"]}
+    assert echoed["headers"]["X-Trace"] == "t-1"
+
+
+def test_data_is_read_from_a_file(api_config, tmp_path):
+    body = tmp_path / "item.json"
+    body.write_text('{"name": "from a file"}', encoding="utf-8")
+
+    out, _ = api_request("POST", "items", "--data", f"@{body}")
+
+    assert out.startswith("HTTP 201 Created")
+    assert body_of(out)["name"] == "from a file"
+
+
+def test_data_is_read_from_standard_input(api_config, monkeypatch):
+    fake_stdin(monkeypatch, b'{"name": "from stdin"}')
+
+    out, _ = api_request("POST", "items", "--data", "@-")
+
+    assert body_of(out)["name"] == "from stdin"
+
+
+def test_an_error_status_is_printed_and_exits_0_without_fail(api_config):
+    out, _ = api_request("GET", "items/999999")
+
+    assert out.startswith("HTTP 404 Not Found")
+    assert body_of(out)["error"] == "not_found"
+
+
+def test_fail_exits_1_on_an_error_status_after_printing_it(api_config, capsys, monkeypatch):
+    result = run_command(
+        "api_request", "GET", "items/999999", "--fail", capsys=capsys, monkeypatch=monkeypatch
+    )
+
+    assert result.status == 1
+    assert result.out.startswith("HTTP 404 Not Found")
+    assert "CommandError: The API answered 404 (--fail)." in result.err
+
+
+def test_fail_exits_0_on_success(api_config, capsys, monkeypatch):
+    result = run_command(
+        "api_request", "GET", "whoami", "--fail", capsys=capsys, monkeypatch=monkeypatch
+    )
+
+    assert result.status == 0
+
+
+def test_verbosity_0_prints_only_the_body(api_config):
+    out, _ = api_request("GET", "whoami", "-v", "0")
+
+    assert json.loads(out)["client_id"] == "sandbox-client"
+
+
+def test_verbosity_2_prints_the_response_headers(api_config):
+    out, _ = api_request("GET", "whoami", "-v", "2")
+
+    assert "\nContent-Type: application/json\n" in out
+
+
+def test_an_empty_body_prints_the_status_line_alone(api_config):
+    out, _ = api_request("HEAD", "whoami")
+
+    assert out.startswith("HTTP 200 OK  (HEAD /whoami, ")
+    assert out.count("\n") == 1
+
+
+def test_the_request_id_option_is_sent_and_stored(api_config):
+    out, _ = api_request("GET", "echo", "--request-id", "cron-2026-11-25")
+
+    assert body_of(out)["headers"]["X-Request-Id"] == "cron-2026-11-25"
+    assert set(Exchange.objects.values_list("request_id", flat=True)) == {"cron-2026-11-25"}
+
+
+def test_each_run_gets_its_own_request_id(api_config):
+    api_request("GET", "whoami")
+    api_request("GET", "whoami")
+
+    ids = Exchange.objects.filter(kind=Exchange.Kind.API).values_list("request_id", flat=True)
+    assert len(set(ids)) == 2
+    assert all(len(i) == 32 for i in ids)
+
+
+def test_an_unreachable_api_exits_1_with_the_reason(
+    configure_api, closed_port, capsys, monkeypatch
+):
+    configure_api(BASE_URL=f"http://127.0.0.1:{closed_port}/", RETRIES=0)
+
+    result = run_command("api_request", "GET", "items", capsys=capsys, monkeypatch=monkeypatch)
+
+    assert result.status == 1
+    assert "Connection refused" in result.err
+    assert "(exchange " in result.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["BREW", "items"], "Unknown method 'BREW'"),
+        (["GET", "../oauth/token"], "may not contain '.' or '..'"),
+        (["GET", "http://evil.example/"], "absolute URLs are refused"),
+        (["GET", "items", "--data", "{x"], "--data is not valid JSON"),
+        (["GET", "items", "--data", "null"], "--data is null"),
+        (["GET", "items", "--data", "@/no/such/file.json"], "Cannot read --data file"),
+        (["GET", "items", "--data", '{"a": 1}'], "A GET request cannot have a body"),
+        (["GET", "items", "--query", "novalue"], "--query 'novalue' is not NAME=VALUE"),
+        (["GET", "items", "--header", "NoColon"], "--header 'NoColon' is not NAME:VALUE"),
+        (["GET", "items", "--header", "Authorization: Bearer x"], "managed by pocclient"),
+        (["GET", "items", "--header", "X-A: a\x01b"], "control character"),
+    ],
+)
+def test_bad_input_exits_2_and_sends_nothing(configure_api, closed_port, argv, message):
+    nowhere = f"http://127.0.0.1:{closed_port}"
+    configure_api(BASE_URL=f"{nowhere}/api/", TOKEN_URL=f"{nowhere}/token")
+
+    with pytest.raises(CommandError) as caught:
+        api_request(*argv)
+
+    assert message in str(caught.value)
+    assert caught.value.returncode == 2
+    assert Exchange.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["GET"], ["GET", "items", "--no-such-option"], ["GET", "items", "--request-id", "bad id"]],
+)
+def test_bad_arguments_exit_2_with_usage(argv, capsys, monkeypatch):
+    result = run_command("api_request", *argv, capsys=capsys, monkeypatch=monkeypatch)
+
+    assert result.status == 2
+    assert "usage: manage.py api_request" in result.err
+
+
+@pytest.mark.django_db
+def test_help_shows_examples(capsys, monkeypatch):
+    result = run_command("api_request", "--help", capsys=capsys, monkeypatch=monkeypatch)
+
+    assert result.status == 0
+    assert "examples:\n  manage.py api_request GET whoami\n" in result.out
+    assert "--data @item.json" in result.out
+    assert "Exit status: 0" in result.out

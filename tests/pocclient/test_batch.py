@@ -1,0 +1,100 @@
+"""Batch statistics and streaming helpers, without HTTP."""
+
+import contextvars
+
+import pytest
+
+from api_client.client import ApiResponse, BatchResult
+from api_client.exceptions import ApiTimeoutError
+from pocclient.batch import BatchSummary, histogram, item_line, iterate_in, percentile
+
+
+def response(status: int, duration_ms: float) -> ApiResponse:
+    return ApiResponse("GET", "http://x/", "/", status, {}, b"", duration_ms, 1, "", 7)
+
+
+@pytest.mark.parametrize(
+    ("values", "percent", "expected"),
+    [([5.0], 50, 5.0), ([5.0], 95, 5.0), ([1, 2, 3, 4], 50, 2), ([*range(1, 101)], 95, 95)],
+)
+def test_percentile_is_nearest_rank(values, percent, expected):
+    assert percentile(values, percent) == expected
+
+
+def test_histogram_bins_cover_every_value_once():
+    values = sorted([1.0, 2.0, 2.5, 3.0, 9.0, 10.0, 10.0, 4.0, 5.5])
+
+    result = histogram(values)
+
+    assert sum(result["counts"]) == len(values)
+    assert len(result["edges"]) == len(result["counts"]) + 1
+    assert (result["edges"][0], result["edges"][-1]) == (1.0, 10.0)
+
+
+def test_histogram_of_equal_values_is_one_bin():
+    assert histogram([4.0, 4.0, 4.0]) == {"edges": [4.0, 5.0], "counts": [3]}
+
+
+def test_histogram_has_at_most_twenty_bins():
+    assert len(histogram([float(n) for n in range(10_000)])["counts"]) == 20
+
+
+def test_item_lines_and_summary():
+    results = [
+        BatchResult(0, {}, response=response(200, 10.04)),
+        BatchResult(1, {}, response=response(503, 30.0)),
+        BatchResult(2, {}, error=ApiTimeoutError("too slow", exchange_id=9)),
+        BatchResult(3, {}, error=RuntimeError("secret-bearing text")),
+    ]
+    summary = BatchSummary(total=5, concurrency=2, batch_id="b")
+
+    lines = [item_line(result) for result in results]
+    for line in lines:
+        summary.add(line)
+    data = summary.as_dict()
+
+    assert lines[0] == {
+        "index": 0,
+        "status": 200,
+        "ok": True,
+        "duration_ms": 10.0,
+        "exchange_id": 7,
+        "error": None,
+    }
+    assert lines[2]["error"] == {"code": "timeout", "message": "too slow"}
+    assert lines[2]["exchange_id"] == 9
+    assert lines[3]["error"]["code"] == "internal_error"
+    assert "secret-bearing" not in lines[3]["error"]["message"]
+    assert (data["total"], data["done"], data["ok"], data["failed"], data["errors"]) == (
+        5,
+        4,
+        1,
+        3,
+        2,
+    )
+    assert data["by_status"] == {"200": 1, "503": 1}
+    assert data["by_error"] == {"internal_error": 1, "timeout": 1}
+    assert data["latency_ms"] == {"min": 10.0, "p50": 10.0, "p95": 30.0, "max": 30.0, "mean": 20.0}
+
+
+def test_iterate_in_runs_each_step_and_the_close_in_the_given_context():
+    var = contextvars.ContextVar("var", default="outside")
+    seen = []
+
+    def numbers():
+        try:
+            for n in range(3):
+                seen.append(var.get())
+                yield n
+        finally:
+            seen.append(f"closed {var.get()}")
+
+    var.set("inside")
+    context = contextvars.copy_context()
+    var.set("outside")
+
+    stream = iterate_in(context, numbers())
+    assert next(stream) == 0
+    stream.close()
+
+    assert seen == ["inside", "closed inside"]
