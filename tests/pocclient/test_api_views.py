@@ -161,7 +161,10 @@ def test_token_failure_is_502_and_nothing_reaches_the_api(console, configure_api
 
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "invalid_client"
-    assert not Exchange.objects.filter(kind=Exchange.Kind.API).exists()
+    # The call is in the log with the reason it was never sent.
+    call = Exchange.objects.get(kind=Exchange.Kind.API)
+    assert (call.attempts, call.status, call.error_code) == (0, None, "invalid_client")
+    assert response.json()["id"] == call.pk
     assert "wrong-secret-value" not in response.content.decode()
 
 
