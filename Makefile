@@ -41,8 +41,12 @@ format: $(VENV)/.dev-deps
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# Each prints its results with ratios against a baseline of its own run (see BENCHMARKS.md).
 bench: $(VENV)/.dev-deps
 	$(PY) bench/client_overhead.py
+	$(PY) bench/fan_out.py
+	$(PY) bench/sqlite_ceiling.py
+	$(PY) bench/web_load.py
 
 # The README's picture of the console (needs Debian's chromium: apt-get install chromium).
 screenshot: $(VENV)/.dev-deps

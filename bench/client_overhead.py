@@ -48,7 +48,7 @@ def main() -> None:
 
     with ExitStack() as stack:
         stub = stack.enter_context(stub_api())
-        sandbox = stack.enter_context(sandbox_server(threads=4))
+        sandbox = stack.enter_context(sandbox_server(threads=4)).url
         setup_django()
         import requests
 

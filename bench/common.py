@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,52 +48,92 @@ def stub_api(port: int | None = None) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running server of this project: where it listens, its database file, its log."""
+
+    url: str
+    database: Path
+    log: Path
+    environ: dict[str, str]
+
+    def manage(self, *args: str, **environ: str) -> None:
+        """Run a management command against this server's database and settings (quietly,
+        unless it fails)."""
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            env={**self.environ, **environ},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+
+
 @contextmanager
-def sandbox_server(*, workers: int = 1, threads: int = 8, **environ: str) -> Iterator[str]:
-    """Serve this project (sandbox mounted) with gunicorn in its own processes, on its own
-    migrated SQLite file; yields its root URL. ``environ`` adds settings, e.g.
-    ``POC_SANDBOX_TOKEN_LIFETIME``."""
-    directory = Path(tempfile.mkdtemp(prefix="pocclient-sandbox-"))
+def project_server(
+    *,
+    workers: int = 1,
+    threads: int = 8,
+    runserver: bool = False,
+    static: bool = False,
+    **environ: str,
+) -> Iterator[Served]:
+    """Serve this project in its own processes with debug off, on its own migrated SQLite file,
+    until the block ends: gunicorn (gthread, ``workers`` x ``threads``, its gunicorn.conf.py
+    otherwise) or, with ``runserver``, Django's development server. Both write what they
+    print, access log included, to one log file. ``static`` collects the static files that
+    the console's pages need. ``environ`` adds settings."""
+    directory = Path(tempfile.mkdtemp(prefix="pocclient-server-"))
+    database, log = directory / "db.sqlite3", directory / "server.log"
     port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "pocclient.settings",
-        "DATABASE_URL": f"sqlite:///{directory / 'sandbox.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{database}",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,
         "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_LOG_LEVEL": "WARNING",
-        "POC_SANDBOX": "1",
+        "DJANGO_STATIC_ROOT": str(directory / "static"),
         **environ,
     }
+    served = Served(f"http://127.0.0.1:{port}", database, log, env)
+    served.manage("migrate", "--no-input")
+    if static:
+        served.manage("collectstatic", "--no-input")
     manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--no-input", "-v0"], env=env, check=True, cwd=ROOT)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "pocclient.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--worker-class",
-            "gthread",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
+    if runserver:
+        command = [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"]
+    else:
+        command = [
+            *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
+            *("--workers", str(workers), "--threads", str(threads)),
+        ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        yield served
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def sandbox_server(*, workers: int = 1, threads: int = 8, **environ: str) -> Iterator[Served]:
+    """This project serving only its sandbox (``/sandbox/``), as the API under test.
+    ``environ`` adds settings, e.g. ``POC_SANDBOX_TOKEN_LIFETIME``."""
+    with project_server(
+        workers=workers,
+        threads=threads,
+        POC_SANDBOX="1",
+        DJANGO_LOG_LEVEL=environ.pop("DJANGO_LOG_LEVEL", "WARNING"),
+        **environ,
+    ) as served:
+        yield served
 
 
 def setup_django(**environ: str) -> Path:
