@@ -20,6 +20,7 @@ MAX_HEADERS = 50
 MAX_HEADER_NAME = 256
 MAX_HEADER_VALUE = 8192
 MAX_PATH = 2048
+MAX_JSON_DEPTH = 100
 # Headers the client owns: credentials, framing and routing are not the caller's to set.
 MANAGED_HEADERS = frozenset(
     {
@@ -167,6 +168,10 @@ def clean_query(query: Any) -> list[tuple[str, str]]:
 
 
 def encode_json(value: Any, *, max_bytes: int) -> bytes:
+    if nesting_exceeds(value, MAX_JSON_DEPTH):
+        raise InvalidRequestError(
+            f"The body is nested more than {MAX_JSON_DEPTH} levels deep.", field="json"
+        )
     try:
         body = json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -177,3 +182,22 @@ def encode_json(value: Any, *, max_bytes: int) -> bytes:
             field="json",
         )
     return body
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether lists and objects in ``value`` nest deeper than ``limit``. Counted without
+    recursion: a body nested a thousand levels deep would otherwise make the JSON encoder, or
+    the redaction of the exchange log after the call was sent, raise RecursionError."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

@@ -1,9 +1,10 @@
 """The conventions of the console's JSON endpoints, in one place.
 
 Every answer is JSON, never a redirect to an HTML page: an anonymous caller gets 401, a wrong
-method 405, a CSRF failure 403 (``pocclient.views.csrf_failure``), bad input 400. An error body
-always has ``error: {"code", "message"}``; a validation error adds ``errors``, the messages per
-field (``__all__`` for the input as a whole), as Django forms produce them.
+method 405, a CSRF failure 403 (``pocclient.views.csrf_failure``), bad input 400, a busy or
+unreachable database 503, anything else unexpected 500. An error body always has
+``error: {"code", "message"}``; a validation error adds ``errors``, the messages per field
+(``__all__`` for the input as a whole), as Django forms produce them.
 """
 
 import json
@@ -14,6 +15,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
@@ -74,6 +76,8 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
         data = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput({"__all__": [f"The request body is not valid JSON: {exc}."]}) from None
+    except RecursionError:  # "[[[[..." deeper than the decoder goes
+        raise BadInput({"__all__": ["The request body is nested too deeply."]}) from None
     if not isinstance(data, dict):
         raise BadInput({"__all__": ["The request body must be a JSON object."]})
     return data
@@ -112,6 +116,18 @@ def json_endpoint(*methods: str) -> Callable[[View], View]:
                 return view(request, *args, **kwargs)
             except BadInput as exc:
                 return invalid_response(exc.errors, exc.status)
+            except OperationalError:
+                # Busy (a SQLite write lock held past the busy timeout, a PostgreSQL lock past
+                # lock_timeout) or unreachable: worth trying again, unlike a bug.
+                logger.exception("%s %s failed", request.method, request.path)
+                return error_response(
+                    503,
+                    "database_unavailable",
+                    "The database is busy or unavailable, so this request could not be "
+                    "completed; try again in a moment. The server log has the details under "
+                    f"request id {get_request_id() or '-'}.",
+                    headers={"Retry-After": "1"},
+                )
             except Exception:
                 # Still JSON: the page and other tools must never have to parse an HTML 500.
                 logger.exception("%s %s failed", request.method, request.path)

@@ -60,6 +60,11 @@ def response_payload(response: ApiResponse, secrets: tuple[str, ...]) -> dict[st
         "body": body,
         "body_is_json": is_json,
         "admin_url": admin_url(response.exchange_id),
+        # api_client never lets a failure to record hide the API's answer; say it here.
+        "warning": None
+        if response.exchange_id is not None
+        else "The call was made, but it could not be recorded in the exchange log (see the "
+        "server log); it will not appear in the history.",
     }
 
 

@@ -17,6 +17,7 @@ from django.db.backends.signals import connection_created
 from api_client.client import ApiClient
 from api_client.models import Exchange
 from bench.common import stub_api
+from tests.helpers.waiting import settled
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.heavy]
 
@@ -61,17 +62,6 @@ def database_handles(since: float) -> int:
             [since],
         )
         return cursor.fetchone()[0]
-
-
-def settled(measure, expected, timeout: float = 5.0):
-    """``measure()`` once it equals ``expected``, or its last value after ``timeout`` seconds
-    (PostgreSQL lists a backend for a moment after its client has gone)."""
-    deadline = time.monotonic() + timeout
-    value = measure()
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        value = measure()
-    return value
 
 
 def test_10000_fan_out_calls_leave_descriptors_connections_and_threads_flat(api_config):

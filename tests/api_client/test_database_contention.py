@@ -7,30 +7,24 @@ next request succeeds without waiting for anything to expire.
 """
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from api_client import tokens
 from api_client.exceptions import TokenStorageError
 from api_client.models import Exchange, Token
 from sandbox import stats
-from tests.helpers.processes import write_lock_held_by_another_process
+from tests.helpers.processes import write_lock_held_by_another_process, writers_give_up_after
 
 LOCK_WAIT_MESSAGES = ("database is locked", "lock timeout")
 
 
 @pytest.fixture
-def short_lock_wait(monkeypatch, api):
-    """Writers of this process give up after 0.5 s; the token is in the database already."""
+def short_lock_wait(api):
+    """Writers of this thread give up after 0.5 s; the token is in the database already."""
     api.get("whoami")
-    options = connection.settings_dict["OPTIONS"]
-    if connection.vendor == "sqlite":
-        monkeypatch.setitem(options, "timeout", 0.5)
-    else:
-        monkeypatch.setitem(options, "options", "-c lock_timeout=500")
-    connections.close_all()  # reconnect with the short wait
-    yield
-    connections.close_all()
+    with writers_give_up_after(0.5):
+        yield
 
 
 def token_row() -> dict:

@@ -6,7 +6,6 @@ and the same client goes on working once the fault is gone.
 
 import re
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -21,6 +20,7 @@ from api_client.exceptions import (
 from api_client.models import Exchange
 from bench.common import free_port, stub_api
 from sandbox import stats
+from tests.helpers.waiting import sandbox_requests_once_answered
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,18 +31,6 @@ def worker_threads() -> list[threading.Thread]:
 
 def api_exchanges():
     return Exchange.objects.filter(kind=Exchange.Kind.API)
-
-
-def sandbox_requests_once_all_answered(expected: int) -> dict:
-    """The sandbox's request counts, once it has answered ``expected`` requests (or after 10 s).
-
-    A call that timed out leaves a sandbox thread sleeping out its delay; waiting for it keeps
-    its answer from being counted in the next test's numbers.
-    """
-    deadline = time.monotonic() + 10
-    while stats.snapshot()["requests"]["total"] < expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return stats.snapshot()["requests"]
 
 
 def assert_every_result_is_recorded(results, batch_id: str) -> None:
@@ -141,7 +129,7 @@ def test_responses_slower_than_the_read_timeout(configure_api):
     assert all("POC_API_READ_TIMEOUT" in r.error.message for r in results[1::2])
     assert worker_threads() == []
     # A timed-out GET was tried twice: 4 + 4 x 2 requests, all of them answered in the end.
-    assert sandbox_requests_once_all_answered(12)["total"] == 12
+    assert sandbox_requests_once_answered(12)["total"] == 12
     assert client.get("whoami").ok
 
 
@@ -198,7 +186,7 @@ def test_failing_token_endpoint_fails_the_batch_once(
     # Asked once for the whole batch: later items share the failure rather than each trying
     # (and, when the endpoint hangs, each waiting out the timeout) again.
     assert Exchange.objects.filter(kind=Exchange.Kind.TOKEN).count() == 1
-    assert sandbox_requests_once_all_answered(1) == {"total": 1, "by_status": {"500": 1}}
+    assert sandbox_requests_once_answered(1) == {"total": 1, "by_status": {"500": 1}}
     assert api_exchanges().filter(attempts=0).count() == 40  # none of them was sent
     assert worker_threads() == []
 

@@ -104,6 +104,16 @@ def test_query_accepts_strings_numbers_and_lists():
         clean_query({"a": True})
 
 
+def test_json_body_is_limited_in_depth():
+    deep: list = []
+    for _ in range(2000):
+        deep = [deep]
+
+    assert encode_json([[[1]]], max_bytes=100) == b"[[[1]]]"
+    with pytest.raises(InvalidRequestError, match="nested more than 100 levels"):
+        encode_json(deep, max_bytes=10_000)
+
+
 def test_json_body_is_limited_in_size():
     assert encode_json({"a": "é"}, max_bytes=100) == '{"a": "é"}'.encode()
     with pytest.raises(InvalidRequestError, match="the limit is 10"):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from django.db import connection
+from django.db import connection, connections
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +47,27 @@ def write_lock_held_by_another_process() -> Iterator[None]:
     finally:
         process.stdin.close()  # the holder commits its empty transaction and exits
         process.wait(timeout=30)
+
+
+@contextmanager
+def writers_give_up_after(seconds: float) -> Iterator[None]:
+    """Database connections opened in the block wait at most ``seconds`` for a write lock
+    (SQLite's busy timeout, PostgreSQL's lock_timeout) instead of the configured 20 s."""
+    options = connection.settings_dict["OPTIONS"]
+    key, value = (
+        ("timeout", seconds)
+        if connection.vendor == "sqlite"
+        else ("options", f"-c lock_timeout={round(seconds * 1000)}")
+    )
+    missing = object()
+    saved = options.get(key, missing)
+    options[key] = value
+    connections.close_all()  # this thread reconnects with the short wait
+    try:
+        yield
+    finally:
+        if saved is missing:
+            del options[key]
+        else:
+            options[key] = saved
+        connections.close_all()
