@@ -9,7 +9,9 @@ alternate so that machine noise hits all alike:
 - client: ``ApiClient.request_many(..., concurrency=32)``, doing everything it does in
   production: validation, the token from its cache, retries, redaction, and one ``Exchange``
   INSERT per call into a SQLite file in WAL mode, from 32 threads that open and close their
-  own connections.
+  own connections;
+- and, to show where the difference goes, the client once more with the INSERT replaced by
+  a no-op (a diagnosis, not a way to run it).
 
 The endpoint is bench/stub_api.py in its own process (``?delay=0.05``).
 
@@ -64,6 +66,14 @@ def main() -> None:
             results = client.request_many(calls, concurrency=args.concurrency)
             assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
 
+        def without_the_insert() -> None:
+            """Diagnosis only: the client with Exchange.objects.record() a no-op."""
+            Exchange.objects.record = lambda exchange: 0  # shadows the method on this manager
+            try:
+                through_client()
+            finally:
+                del Exchange.objects.record
+
         def seconds(run) -> float:
             started = time.perf_counter()
             run()
@@ -71,24 +81,26 @@ def main() -> None:
 
         raw(), through_client()  # warm up: connections, token, database file
         before = Exchange.objects.filter(kind=Exchange.Kind.API).count()
-        raw_times, client_times = [], []
+        raw_times, client_times, bare_times = [], [], []
         for _ in range(args.rounds):
             raw_times.append(seconds(raw))
             client_times.append(seconds(through_client))
+            bare_times.append(seconds(without_the_insert))
         recorded = Exchange.objects.filter(kind=Exchange.Kind.API).count() - before
         assert recorded == args.calls * args.rounds, recorded
 
     ideal = math.ceil(args.calls / args.concurrency) * args.delay
-    raw_s, client_s = median(raw_times), median(client_times)
+    raw_s, client_s, bare_s = median(raw_times), median(client_times), median(bare_times)
     print(
         f"{args.calls} GETs answering after {args.delay * 1000:g} ms, concurrency "
         f"{args.concurrency}, median of {args.rounds} rounds"
     )
-    print(f"{'':<8}{'seconds':>9}{'x ideal':>9}")
-    print(f"{'ideal':<8}{ideal:>9.3f}{1:>9.2f}")
-    print(f"{'raw':<8}{raw_s:>9.3f}{raw_s / ideal:>9.2f}")
-    print(f"{'client':<8}{client_s:>9.3f}{client_s / ideal:>9.2f}")
-    print(f"client / raw: {client_s / raw_s:.3f}")
+    print(f"{'':<30}{'seconds':>9}{'x ideal':>9}")
+    print(f"{'ideal':<30}{ideal:>9.3f}{1:>9.2f}")
+    print(f"{'raw':<30}{raw_s:>9.3f}{raw_s / ideal:>9.2f}")
+    print(f"{'client':<30}{client_s:>9.3f}{client_s / ideal:>9.2f}")
+    print(f"{'client, no INSERT (diagnosis)':<30}{bare_s:>9.3f}{bare_s / ideal:>9.2f}")
+    print(f"client / raw: {client_s / raw_s:.3f}   (without the INSERT: {bare_s / raw_s:.3f})")
     print(f"every call recorded: {recorded} exchanges (checked)")
     print("aim: client within 1.15x of ideal and 1.05x of raw")
 
