@@ -70,6 +70,7 @@ def percentile(ordered: list[float], percent: float) -> float:
 def run_load(
     work: Callable[[requests.Session, int], Outcome],
     prepare: Callable[[requests.Session], None],
+    kind_of: Callable[[int], str],
     *,
     total: int,
     clients: int,
@@ -100,7 +101,8 @@ def run_load(
                     outcome = work(session, index)
                 except requests.RequestException as exc:
                     reason = re.sub(r"0x[0-9a-f]+", "", str(exc))[-90:]
-                    outcome = Outcome("?", 0, 0.0, error=f"{type(exc).__name__}: {reason}")
+                    error = f"{type(exc).__name__}: {reason}"
+                    outcome = Outcome(kind_of(index), 0, 0.0, error=error)
                 outcome.seconds = time.perf_counter() - started
                 with guard:
                     run.outcomes.append(outcome)
@@ -149,6 +151,7 @@ def direct_load(sandbox: Served, args: argparse.Namespace) -> Run:
     return run_load(
         work,
         lambda session: None,
+        lambda index: "direct",
         total=args.requests,
         clients=args.clients,
         time_limit=args.time_limit,
@@ -188,6 +191,9 @@ def log_in(app: Served) -> dict[str, str]:
 def console_load(app: Served, args: argparse.Namespace) -> Run:
     headers = log_in(app)
 
+    def kind_of(index: int) -> str:
+        return {0: "token_refresh", 5: "batch"}.get(index % 10, "send")
+
     def work(session: requests.Session, index: int) -> Outcome:
         if index % 10 == 0:
             answer = session.post(f"{app.url}/_token_refresh", json={}, timeout=60)
@@ -206,6 +212,7 @@ def console_load(app: Served, args: argparse.Namespace) -> Run:
     return run_load(
         work,
         lambda session: session.headers.update(headers),
+        kind_of,
         total=args.requests,
         clients=args.clients,
         time_limit=args.time_limit,
@@ -258,11 +265,13 @@ def report(name: str, run: Run, baseline: Run | None, audit_: dict | None) -> No
     done = len(run.outcomes)
     rate = done / run.seconds
     ordered = run.latencies()
-    server_errors = sum(1 for o in run.outcomes if o.status >= 500 or o.status == 0)
+    server_errors = sum(1 for o in run.outcomes if o.status >= 500)
+    unanswered = sum(1 for o in run.outcomes if o.status == 0)
     print(f"\n== {name}: {done} requests in {run.seconds:.1f} s")
     print(
         f"   requests/s {rate:,.0f}   p50 {percentile(ordered, 50) * 1000:.1f} ms   "
-        f"p99 {percentile(ordered, 99) * 1000:.1f} ms   5xx or no answer {server_errors}"
+        f"p99 {percentile(ordered, 99) * 1000:.1f} ms   5xx {server_errors}   "
+        f"no answer (connection refused or reset) {unanswered}"
     )
     if baseline is not None:
         base_rate = len(baseline.outcomes) / baseline.seconds
@@ -296,12 +305,16 @@ def report(name: str, run: Run, baseline: Run | None, audit_: dict | None) -> No
         f"   API calls answered for {calls}, exchanges recorded {audit_['exchanges']}: "
         f"{'match' if calls == audit_['exchanges'] else 'MISMATCH'}"
     )
+    apart = (
+        f"grants {audit_['min_gap']:.2f}-{audit_['max_gap']:.2f} s apart"
+        if audit_["refreshes"]
+        else "no refresh was due"
+    )
     print(
         f"   token grants {audit_['grants']} (sandbox counted {audit_['sandbox_grants']}; "
         f"1 + {audit_['refreshes']} refreshes), "
         f"expiries during the run {audit_['expiries']}; due every {audit_['due_after']:.1f} s, "
-        f"grants {audit_['min_gap']:.2f}-{audit_['max_gap']:.2f} s apart: "
-        f"{'one grant per expiry' if one_per_expiry else 'NOT one grant per expiry'}"
+        f"{apart}: {'one grant per expiry' if one_per_expiry else 'NOT one grant per expiry'}"
     )
     print(
         f"   log lines: 'database is locked' {audit_['locked']}, 'ProgrammingError' "
