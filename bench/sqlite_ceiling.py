@@ -8,7 +8,8 @@ hits both alike:
   one INSERT per commit (autocommit), its values prepared once: the ceiling;
 - orm: ``Exchange.objects.record(Exchange(...))``, the exchange log's INSERT as every API
   call runs it (a model instance built, its values prepared, one commit per row), each
-  thread closing its Django connection when done.
+  thread closing its Django connection when done;
+- and for comparison ``Exchange(...).save()``, which ``record`` replaces.
 
 The ratio raw / orm is what Django and our code cost on top of SQLite itself.
 
@@ -106,20 +107,28 @@ def main() -> None:
         finally:
             connections.close_all()
 
+    def orm_save() -> None:
+        try:
+            for _ in range(args.rows):
+                Exchange(**ROW).save(force_insert=True)
+        finally:
+            connections.close_all()
+
     rows = args.threads * args.rows
     run_threads(raw, args.threads), run_threads(orm, args.threads)  # warm up
     before = Exchange.objects.count()
-    raw_rates, orm_rates = [], []
+    raw_rates, orm_rates, save_rates = [], [], []
     for _ in range(args.rounds):
         raw_rates.append(rows / run_threads(raw, args.threads))
         orm_rates.append(rows / run_threads(orm, args.threads))
+        save_rates.append(rows / run_threads(orm_save, args.threads))
     written = Exchange.objects.count() - before
-    assert written == 2 * rows * args.rounds, written
+    assert written == 3 * rows * args.rounds, written
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         journal = cursor.fetchone()[0]
 
-    raw_rate, orm_rate = median(raw_rates), median(orm_rates)
+    raw_rate, orm_rate, save_rate = median(raw_rates), median(orm_rates), median(save_rates)
     print(
         f"{args.threads} threads x {args.rows} rows, one commit each, median of {args.rounds} "
         f"rounds (SQLite {sqlite3.sqlite_version}, journal_mode={journal}, "
@@ -128,7 +137,8 @@ def main() -> None:
     print(f"{'':<6}{'commits/s':>11}{'us/commit':>11}")
     print(f"{'raw':<6}{raw_rate:>11,.0f}{1e6 / raw_rate:>11.1f}")
     print(f"{'orm':<6}{orm_rate:>11,.0f}{1e6 / orm_rate:>11.1f}")
-    print(f"raw / orm: {raw_rate / orm_rate:.2f}")
+    print(f"{'save()':<6}{save_rate:>11,.0f}{1e6 / save_rate:>11.1f}   (for comparison)")
+    print(f"raw / orm: {raw_rate / orm_rate:.2f}   (raw / save(): {raw_rate / save_rate:.2f})")
     print(f"every row written: {written} (checked)")
 
 
