@@ -1,6 +1,7 @@
 """What the benchmarks share: a throwaway database, a stub API in its own process, timing."""
 
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -83,8 +84,8 @@ def project_server(
     """Serve this project in its own processes with debug off, on its own migrated SQLite file,
     until the block ends: gunicorn (gthread, ``workers`` x ``threads``, its gunicorn.conf.py
     otherwise) or, with ``runserver``, Django's development server. Both write what they
-    print, access log included, to one log file. ``static`` collects the static files that
-    the console's pages need. ``environ`` adds settings."""
+    print, access log included, to one log file, all removed when the block ends. ``static``
+    collects the static files that the console's pages need. ``environ`` adds settings."""
     directory = Path(tempfile.mkdtemp(prefix="pocclient-server-"))
     database, log = directory / "db.sqlite3", directory / "server.log"
     port = free_port()
@@ -120,6 +121,7 @@ def project_server(
     finally:
         process.terminate()
         process.wait(timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextmanager
