@@ -4,7 +4,8 @@
 (``api_client.tokens``), sends through one pooled ``requests.Session`` whose adapter retries
 idempotent calls with urllib3's ``Retry``, retries once with a fresh token after a 401, and
 records the call as one ``Exchange``. ``request_many`` fans calls out over a bounded pool of
-threads that manage their own database connections (``api_client.pool``).
+threads that manage their own database connections (``api_client.pool``), and hands their
+exchanges to a writer thread that commits many per transaction (``api_client.recording``).
 
 Retries. Connection failures are retried for every method (nothing reached the server);
 429/502/503/504 and read errors only for idempotent methods, so a POST is never sent twice.
@@ -19,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from http.cookiejar import DefaultCookiePolicy
@@ -27,7 +29,6 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 from django.core.signals import setting_changed
-from django.db import connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
@@ -46,6 +47,7 @@ from .exceptions import (
 )
 from .models import Exchange
 from .pool import iter_in_threads
+from .recording import ExchangeWriter, store
 from .redaction import redact_body, redact_headers, redact_url, scrub, truncate
 from .tokens import TokenManager
 from .validation import (
@@ -274,8 +276,11 @@ class ApiClient:
         json: Any,
         batch_id: str,
         token_failures_since: datetime | None = None,
+        writer: ExchangeWriter | None = None,
     ) -> ApiResponse:
-        """``request``; ``token_failures_since`` is passed on to ``TokenManager.get_token``."""
+        """``request``; ``token_failures_since`` is passed on to ``TokenManager.get_token``,
+        and a batch's ``writer`` stores the exchange (the id is then a future until
+        ``_run_many`` settles it)."""
         method, url, path, extra_headers, body = self._prepare(method, path, query, headers, json)
         request_id = get_request_id()
         send_headers = {"Accept": "application/json", **extra_headers}
@@ -335,6 +340,7 @@ class ApiClient:
             error=error,
             secrets=(token or "",),
             batch_id=batch_id,
+            writer=writer,
         )
         if error is not None:
             error.exchange_id, error.request_id = exchange_id, request_id
@@ -419,6 +425,7 @@ class ApiClient:
         # When the token cannot be had, the items of the batch share that failure rather than
         # each asking the token endpoint again (and each waiting out its timeout if it hangs).
         token_failures_since = timezone.now()
+        writer = ExchangeWriter()
 
         def send(item: ApiRequest | Mapping[str, Any]) -> ApiResponse:
             call = ApiRequest.coerce(item)
@@ -430,15 +437,22 @@ class ApiClient:
                 json=call.json,
                 batch_id=batch_id,
                 token_failures_since=token_failures_since,
+                writer=writer,
             )
 
-        for index, outcome in iter_in_threads(send, items, workers=workers):
-            if isinstance(outcome, ApiResponse):
-                yield BatchResult(index, items[index], response=outcome)
-            else:
-                if not isinstance(outcome, ApiError):
-                    logger.error("Unexpected error in batch item %d", index, exc_info=outcome)
-                yield BatchResult(index, items[index], error=outcome)
+        try:
+            for index, outcome in iter_in_threads(send, items, workers=workers):
+                pending = getattr(outcome, "exchange_id", None)
+                if isinstance(pending, Future):
+                    outcome.exchange_id = pending.result()  # committed by now, or soon
+                if isinstance(outcome, ApiResponse):
+                    yield BatchResult(index, items[index], response=outcome)
+                else:
+                    if not isinstance(outcome, ApiError):
+                        logger.error("Unexpected error in batch item %d", index, exc_info=outcome)
+                    yield BatchResult(index, items[index], error=outcome)
+        finally:
+            writer.close()  # every exchange of the batch is committed before it returns
 
     def request_many(
         self,
@@ -547,8 +561,12 @@ class ApiClient:
         error: ApiError | None,
         secrets: tuple[str, ...],
         batch_id: str = "",
-    ) -> int | None:
-        """Store the call as an ``Exchange``; a failure to store never hides the API result."""
+        writer: ExchangeWriter | None = None,
+    ) -> int | Future[int | None] | None:
+        """Store the call as an ``Exchange``; a failure to store never hides the API result.
+
+        With a batch's ``writer``, the row is queued and a future of its id returned.
+        """
         limit = self.config.LOG_BODY_LIMIT
         secrets = (*secrets, self.config.CLIENT_SECRET)
         url, path = redact_url(url), redact_url(path)
@@ -589,17 +607,9 @@ class ApiClient:
             request_id=get_request_id(),
             batch_id=batch_id,
         )
-        try:
-            if connection.in_atomic_block:
-                with transaction.atomic():  # a savepoint: a failed insert must not poison it
-                    Exchange.objects.record(exchange)
-            else:
-                Exchange.objects.record(exchange)
-        except Exception as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            logger.exception("Could not record the exchange for %s %s: %s", method, path, reason)
-            return None
-        return exchange.pk
+        if writer is not None:
+            return writer.submit(exchange)
+        return store(exchange)
 
 
 def _token_values(response: ApiResponse) -> tuple[str, ...]:
