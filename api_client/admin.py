@@ -198,6 +198,11 @@ class ExchangeAdmin(ReadOnlyAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ExchangeChangeList]:
         return ExchangeChangeList
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The log is not edited by hand, and "delete all matching" on a large table would be
+        # one long write transaction: purge_exchanges deletes in small batches instead.
+        return False
+
     @admin.display(description="path")
     def short_path(self, obj: Exchange) -> str:
         return obj.path if len(obj.path) <= 80 else obj.path[:79] + "…"

@@ -207,6 +207,11 @@ def test_exchanges_are_read_only(admin_client):
     response = admin_client.post(detail(exchange), {"path": "/changed"})
     assert response.status_code == 403
     assert Exchange.objects.get().path == "/ok"
+    delete = reverse("admin:api_client_exchange_delete", args=[exchange.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    changelist = admin_client.get(reverse("admin:api_client_exchange_changelist"))
+    assert "delete_selected" not in changelist.content.decode()  # purge_exchanges does that
+    assert Exchange.objects.count() == 1
 
 
 def test_a_missing_exchange_redirects_with_a_message(admin_client):
