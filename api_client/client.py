@@ -32,7 +32,12 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from .conf import ApiSettings, api_settings
@@ -637,6 +642,12 @@ def _network_error(
     if isinstance(exc, requests.ReadTimeout) or any(isinstance(e, ReadTimeoutError) for e in chain):
         return ApiTimeoutError(
             f"{host} did not answer within {timeout[1]:g} s (POC_API_READ_TIMEOUT)."
+        )
+    if any(isinstance(e, ProtocolError) for e in chain):
+        # The connection was open and broke mid-exchange: the request may have arrived.
+        return ApiConnectionError(
+            f"The connection to {host} broke before an answer came "
+            f"({_describe(chain[-1])}); the API may have received the request."
         )
     return ApiConnectionError(f"Could not connect to {host}: {_describe(chain[-1])}.")
 

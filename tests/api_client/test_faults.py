@@ -106,6 +106,7 @@ def test_connection_resets_are_recorded_and_do_not_poison_the_pool(stub_client):
             assert isinstance(result.error, ApiConnectionError)
             # The kernel reports the RST as a reset, or as a close when it beats the read.
             assert re.search("reset by peer|closed the connection", result.error.message)
+            assert "the API may have received the request" in result.error.message
         else:
             assert result.status == 200
     rows = api_exchanges().filter(batch_id="resets", error_code="connection_error")
