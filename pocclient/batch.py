@@ -23,6 +23,7 @@ from django.urls import reverse
 
 from api_client.client import ApiClient, BatchResult
 from api_client.exceptions import ApiError
+from api_client.metrics import percentile
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,6 @@ def item_line(result: BatchResult) -> dict[str, Any]:
         "exchange_id": result.exchange_id,
         "error": error,
     }
-
-
-def percentile(ordered: Sequence[float], percent: float) -> float:
-    """Nearest-rank percentile of sorted values: a latency some call actually had."""
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def histogram(ordered: Sequence[float]) -> dict[str, list[float] | list[int]]:

@@ -2,23 +2,13 @@
 
 import contextvars
 
-import pytest
-
 from api_client.client import ApiResponse, BatchResult
 from api_client.exceptions import ApiTimeoutError
-from pocclient.batch import BatchSummary, histogram, item_line, iterate_in, percentile
+from pocclient.batch import BatchSummary, histogram, item_line, iterate_in
 
 
 def response(status: int, duration_ms: float) -> ApiResponse:
     return ApiResponse("GET", "http://x/", "/", status, {}, b"", duration_ms, 1, "", 7)
-
-
-@pytest.mark.parametrize(
-    ("values", "percent", "expected"),
-    [([5.0], 50, 5.0), ([5.0], 95, 5.0), ([1, 2, 3, 4], 50, 2), ([*range(1, 101)], 95, 95)],
-)
-def test_percentile_is_nearest_rank(values, percent, expected):
-    assert percentile(values, percent) == expected
 
 
 def test_histogram_bins_cover_every_value_once():
