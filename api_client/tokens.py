@@ -64,7 +64,6 @@ _OWNER = f"{os.uname().nodename[:30]}:{os.getpid()}"
 @dataclass(frozen=True, slots=True)
 class _Cached:
     access_token: str
-    token_type: str
     refresh_due: datetime
 
 
@@ -312,7 +311,7 @@ class TokenManager:
     def _remember(self, row: Token) -> None:
         due = row.refresh_due_at(self.config.TOKEN_LEEWAY)
         if due is not None:
-            _cache[self.key] = _Cached(row.access_token, row.token_type, due)
+            _cache[self.key] = _Cached(row.access_token, due)
 
     # --- the grants --------------------------------------------------------------------------
 
