@@ -197,6 +197,15 @@ class TokenManager:
         row = Token.objects.filter(credential_key=self.key).first()
         return TokenStatus.of(row, self.config.TOKEN_LEEWAY)
 
+    def held_secrets(self) -> tuple[str, ...]:
+        """The client secret and the stored tokens: what output shown to people must scrub."""
+        stored = (
+            Token.objects.filter(credential_key=self.key)
+            .values_list("access_token", "refresh_token")
+            .first()
+        )
+        return (self.config.CLIENT_SECRET, *(stored or ()))
+
     # --- single flight -----------------------------------------------------------------------
 
     def _row(self) -> Token:

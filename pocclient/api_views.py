@@ -30,7 +30,6 @@ from .payloads import (
     api_error_payload,
     exchange_detail,
     exchange_summary,
-    held_secrets,
     response_payload,
 )
 
@@ -72,7 +71,7 @@ def send(request: HttpRequest) -> HttpResponse:
         return JsonResponse(api_error_payload(exc), status=504)
     except (TokenError, ApiConnectionError) as exc:
         return JsonResponse(api_error_payload(exc), status=502)
-    return JsonResponse(response_payload(response, held_secrets(client)))
+    return JsonResponse(response_payload(response, client.tokens.held_secrets()))
 
 
 @json_endpoint("POST")

@@ -10,9 +10,9 @@ from typing import Any
 
 from django.urls import reverse
 
-from api_client.client import ApiClient, ApiResponse
+from api_client.client import ApiResponse
 from api_client.exceptions import ApiError
-from api_client.models import Exchange, Token
+from api_client.models import Exchange
 from api_client.redaction import redact_headers, scrub
 from api_client.replay import replay_request
 
@@ -21,15 +21,6 @@ def admin_url(exchange_id: int | None) -> str | None:
     if exchange_id is None:
         return None
     return reverse("admin:api_client_exchange_change", args=[exchange_id])
-
-
-def held_secrets(client: ApiClient) -> tuple[str, ...]:
-    stored = (
-        Token.objects.filter(credential_key=client.tokens.key)
-        .values_list("access_token", "refresh_token")
-        .first()
-    )
-    return (client.config.CLIENT_SECRET, *(stored or ()))
 
 
 def decode_body(text: str) -> tuple[Any, bool]:

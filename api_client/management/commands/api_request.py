@@ -9,7 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 from api_client.client import ApiResponse, get_client
 from api_client.exceptions import ApiError, InvalidRequestError
 from api_client.management.base import ApiCommand, bad_input
-from api_client.redaction import redact_headers
+from api_client.redaction import redact_headers, scrub
 from api_client.validation import METHODS
 
 
@@ -142,8 +142,9 @@ class Command(ApiCommand):
         **options: Any,
     ) -> None:
         body = read_data(data) if data is not None else None
+        client = get_client()
         try:
-            response = get_client().request(
+            response = client.request(
                 method, path, query=parse_query(query), headers=parse_headers(header), json=body
             )
         except InvalidRequestError as exc:
@@ -152,13 +153,15 @@ class Command(ApiCommand):
             where = f" (exchange {exc.exchange_id})" if exc.exchange_id else ""
             raise CommandError(" ".join(exc.message.split()) + where) from exc
 
+        # Output may land in a cron mail or a log: scrub what the API echoes of our secrets.
+        secrets = client.tokens.held_secrets()
         if verbosity >= 1:
             self.stdout.write(status_line(response, self.request_id))
         if verbosity >= 2:
             for name, value in redact_headers(response.headers).items():
-                self.stdout.write(f"{name}: {value}")
+                self.stdout.write(f"{name}: {scrub(value, secrets)}")
             self.stdout.write("")
-        text = pretty_body(response)
+        text = scrub(pretty_body(response), secrets)
         if text:
             self.stdout.write(text)
         if fail and not response.ok:

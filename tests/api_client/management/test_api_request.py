@@ -191,3 +191,28 @@ def test_help_shows_examples(capsys, monkeypatch):
     assert "examples:\n  manage.py api_request GET whoami\n" in result.out
     assert "--data @item.json" in result.out
     assert "Exit status: 0" in result.out
+
+
+def test_secrets_the_api_echoes_are_scrubbed_from_the_output(api_config):
+    from api_client.models import Token
+
+    api_request("GET", "whoami")  # obtain a token
+    token = Token.objects.get()
+
+    out, _ = api_request(
+        "GET",
+        "echo",
+        "--header",
+        f"X-Echo-Token: {token.access_token}",
+        "--header",
+        f"X-Echo-Refresh: {token.refresh_token}",
+        "--header",
+        f"X-Echo-Secret: {api_config.CLIENT_SECRET}",
+    )
+
+    echoed = body_of(out)["headers"]
+    assert echoed["X-Echo-Token"] == "[redacted]"
+    assert echoed["X-Echo-Refresh"] == "[redacted]"
+    assert echoed["X-Echo-Secret"] == "[redacted]"
+    for secret in (token.access_token, token.refresh_token, api_config.CLIENT_SECRET):
+        assert secret not in out
