@@ -33,8 +33,9 @@ CLIENT_AUTH_METHODS = ("basic", "body")
 class ApiSettings:
     BASE_URL: str = "http://127.0.0.1:8000/sandbox/api/"
     TOKEN_URL: str = "http://127.0.0.1:8000/sandbox/oauth/token"  # noqa: S105 (a URL)
-    CLIENT_ID: str = ""
-    CLIENT_SECRET: str = ""
+    # The built-in sandbox's demo client (sandbox.conf), so the defaults run out of the box.
+    CLIENT_ID: str = "sandbox-client"
+    CLIENT_SECRET: str = "sandbox-secret"  # noqa: S105 (a development default)
     SCOPE: str = ""
     CLIENT_AUTH: str = "basic"
     CONNECT_TIMEOUT: float = 3.05

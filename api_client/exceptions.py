@@ -33,6 +33,7 @@ class ApiError(Exception):
         self.body = body[:500]  # an excerpt, for messages and logs
         self.request_id = request_id
         self.exchange_id = exchange_id
+        self.attempts = 0  # how often the call was sent before it failed (0: never)
         super().__init__(self.message)
 
     @property

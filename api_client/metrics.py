@@ -14,10 +14,16 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, Q
 
-from .models import Exchange, ExchangeQuerySet
+from .models import FAILED, Exchange, ExchangeQuerySet, StatusClass
 
-STATUS_CLASSES = (("2xx", 2), ("3xx", 3), ("4xx", 4), ("5xx", 5), ("no response", 0))
-FAILED = Q(status__gte=400) | Q(status__isnull=True)
+# The classes the summary shows, in its order.
+SUMMARY_CLASSES = (
+    StatusClass.SUCCESS,
+    StatusClass.REDIRECTION,
+    StatusClass.CLIENT_ERROR,
+    StatusClass.SERVER_ERROR,
+    StatusClass.NONE,
+)
 
 
 def rank(count: int, percent: float) -> int:
@@ -70,9 +76,9 @@ def window_stats(label: str, since: datetime) -> WindowStats:
         "failed": Count("id", filter=Q(kind=Exchange.Kind.API) & FAILED),
         "token_requests": Count("id", filter=Q(kind=Exchange.Kind.TOKEN)),
     }
-    for _, digit in STATUS_CLASSES:
-        aggregates[f"class{digit}"] = Count(
-            "id", filter=Q(kind=Exchange.Kind.API) & _class_q(digit)
+    for status_class in SUMMARY_CLASSES:
+        aggregates[f"class{status_class}"] = Count(
+            "id", filter=Q(kind=Exchange.Kind.API) & status_class.q()
         )
     row = recent.aggregate(**aggregates)
     calls = recent.filter(kind=Exchange.Kind.API)
@@ -81,17 +87,14 @@ def window_stats(label: str, since: datetime) -> WindowStats:
         since=since,
         total=row["total"],
         failed=row["failed"],
-        by_class=tuple((name, digit, row[f"class{digit}"]) for name, digit in STATUS_CLASSES),
+        by_class=tuple(
+            (str(status_class.label), int(status_class), row[f"class{status_class}"])
+            for status_class in SUMMARY_CLASSES
+        ),
         p50=duration_percentile(calls, row["total"], 50),
         p95=duration_percentile(calls, row["total"], 95),
         token_requests=row["token_requests"],
     )
-
-
-def _class_q(digit: int) -> Q:
-    if digit == 0:
-        return Q(status__isnull=True)
-    return Q(status__gte=digit * 100, status__lt=digit * 100 + 100)
 
 
 @dataclass(frozen=True, slots=True)

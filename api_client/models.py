@@ -1,4 +1,6 @@
 import hashlib
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import connections, models
@@ -38,7 +40,6 @@ class Token(models.Model):
     client_id = models.CharField(max_length=255)
     access_token = models.TextField(blank=True)
     refresh_token = models.TextField(blank=True)
-    token_type = models.CharField(max_length=40, blank=True)
     scope = models.CharField(max_length=1000, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     obtained_at = models.DateTimeField("last refresh", null=True, blank=True)
@@ -93,21 +94,79 @@ class Token(models.Model):
         return TokenState.VALID
 
 
+class StatusClass(models.IntegerChoices):
+    """What the history, the admin and the summary group statuses by: the hundreds digit,
+    0 for a call that got no answer. ``key`` is how a query string spells it (``4xx``)."""
+
+    NONE = 0, "no response"
+    INFORMATIONAL = 1, "1xx"
+    SUCCESS = 2, "2xx"
+    REDIRECTION = 3, "3xx"
+    CLIENT_ERROR = 4, "4xx"
+    SERVER_ERROR = 5, "5xx"
+
+    @property
+    def key(self) -> str:
+        return "none" if self == StatusClass.NONE else str(self.label)
+
+    @classmethod
+    def from_key(cls, key: str) -> "StatusClass":
+        return next(member for member in cls if member.key == key)
+
+    def q(self) -> Q:
+        if self == StatusClass.NONE:
+            return Q(status__isnull=True)
+        return Q(status__gte=self * 100, status__lt=self * 100 + 100)
+
+
+FAILED = Q(status__gte=400) | Q(status__isnull=True)
+PURGE_BATCH_SIZE = 500
+PURGE_PAUSE = 0.05
+
+
 class ExchangeQuerySet(models.QuerySet):
     def failed(self) -> "ExchangeQuerySet":
-        return self.filter(Q(status__gte=400) | Q(status__isnull=True))
+        return self.filter(FAILED)
 
     def succeeded(self) -> "ExchangeQuerySet":
         return self.filter(status__gte=200, status__lt=400)
 
-    def in_status_class(self, hundreds: int) -> "ExchangeQuerySet":
-        """Exchanges whose status is ``hundreds``xx (2 -> 200-299); 0 selects "no response"."""
-        if hundreds == 0:
-            return self.filter(status__isnull=True)
-        return self.filter(status__gte=hundreds * 100, status__lt=hundreds * 100 + 100)
+    def in_status_class(self, status_class: int) -> "ExchangeQuerySet":
+        """Exchanges whose status is ``status_class``xx (2 -> 200-299); 0 is "no response"."""
+        return self.filter(StatusClass(status_class).q())
 
     def older_than(self, days: float) -> "ExchangeQuerySet":
-        return self.filter(created_at__lt=timezone.now() - timedelta(days=days))
+        return self.created_before(timezone.now() - timedelta(days=days))
+
+    def created_before(self, cutoff: datetime) -> "ExchangeQuerySet":
+        return self.filter(created_at__lt=cutoff)
+
+    def purge(
+        self,
+        *,
+        batch_size: int = PURGE_BATCH_SIZE,
+        pause: float = PURGE_PAUSE,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete these exchanges, oldest first, ``batch_size`` rows at a time.
+
+        Each batch is its own short transaction (a SELECT of ids, then a DELETE of those ids),
+        and the ``pause`` between batches lets writers queued on the lock (SQLite has one for
+        the whole database) go first, so a large purge never blocks the client's exchange log
+        for longer than one small batch takes. Returns how many rows went.
+        """
+        ordered = self.order_by("created_at", "id")
+        deleted = 0
+        while ids := list(ordered.values_list("id", flat=True)[:batch_size]):
+            count, _ = self.model.objects.filter(id__in=ids).delete()
+            deleted += count
+            if on_batch is not None:
+                on_batch(deleted)
+            if len(ids) < batch_size:
+                break
+            if pause:
+                time.sleep(pause)
+        return deleted
 
 
 class ExchangeManager(models.Manager.from_queryset(ExchangeQuerySet)):

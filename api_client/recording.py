@@ -1,30 +1,83 @@
-"""Storing exchanges: one at a time for single calls, many per commit for a batch.
+"""The exchange log: a call and its outcome become one redacted ``Exchange`` row.
 
-A single call stores its exchange before it returns (``store``), so whoever made it can read
-it at once. A batch's workers instead hand their exchanges to an ``ExchangeWriter``: a thread
-of the batch's own that commits whatever rows are waiting in one short transaction. The
-workers go straight on to their next call; inserting is taken off their path and 32 commits
-become one. Each result still carries its exchange's id: ``iter_many`` waits for the commit
-before it yields a result (that wait is on the consumer's side, not the workers'), and the
-writer has committed every row before the batch returns.
+``exchange_for`` builds the row (redaction, truncation, the log line); ``store`` inserts one
+at once, for single calls, so whoever made the call can read it back. A batch's workers
+instead hand their rows to an ``ExchangeWriter``: a thread of the batch's own that commits
+whatever rows are waiting in one short transaction. The workers go straight on to their next
+call; inserting is taken off their path and 32 commits become one. Each result still carries
+its exchange's id: ``iter_many`` waits for the commit before it yields a result (that wait is
+on the consumer's side, not the workers'), and the writer has committed every row before the
+batch returns.
 
 The writer is one of "the threads we start": it opens its own database connection and closes
-it when the batch ends (``design.md``).
+it when the batch ends (README, "Threads, connections and SQLite").
 """
 
 import logging
 import queue
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future
 
 from django.db import close_old_connections, connection, connections, transaction
 
+from .context import get_request_id
+from .messages import Call, Outcome
 from .models import Exchange
+from .redaction import redact_body, redact_headers, redact_url, scrub, truncate
 
 logger = logging.getLogger(__name__)
 
 _DONE = None
 _MAX_ROWS_PER_COMMIT = 500
+MAX_URL = 4096
+MAX_SMALLINT = 32767
+
+
+def exchange_for(
+    call: Call, outcome: Outcome, *, secrets: Iterable[str], body_limit: int, batch_id: str = ""
+) -> Exchange:
+    """The row that records ``call`` and what became of it, every secret redacted."""
+    secrets = tuple(secrets)
+    url, path = redact_url(call.url), redact_url(call.path)
+    request_headers = redact_headers(outcome.headers)
+    request_body = scrub(redact_body(call.body, request_headers.get("Content-Type", "")), secrets)
+    response, error = outcome.response, outcome.error
+    response_headers, response_body, truncated = {}, "", False
+    if response is not None:
+        response_headers = redact_headers(response.headers)
+        response_body = scrub(redact_body(response.content, response.content_type), secrets)
+        response_body, truncated = truncate(response_body, body_limit)
+    status = response.status if response is not None else None
+    logger.info(
+        "%s %s -> %s in %.1f ms (attempts=%d) request headers=%s",
+        call.method,
+        url,
+        status if status is not None else (error.code if error else "no response"),
+        outcome.duration_ms,
+        outcome.attempts,
+        request_headers,
+    )
+    thread = threading.current_thread()
+    return Exchange(
+        kind=call.kind,
+        method=call.method,
+        url=url[:MAX_URL],
+        path=path[:MAX_URL],
+        request_headers=request_headers,
+        request_body=truncate(request_body, body_limit)[0],
+        status=status,
+        response_headers=response_headers,
+        response_body=response_body,
+        response_truncated=truncated,
+        duration_ms=round(outcome.duration_ms, 3),
+        attempts=min(outcome.attempts, MAX_SMALLINT),
+        error=scrub(error.message, secrets) if error else "",
+        error_code=error.code if error else "",
+        thread=f"{thread.name} ({thread.ident})"[:100],
+        request_id=get_request_id(),
+        batch_id=batch_id,
+    )
 
 
 def store(exchange: Exchange) -> int | None:

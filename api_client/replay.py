@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .client import USER_AGENT, ApiClient, ApiRequest, ApiResponse
+from .client import ApiClient
 from .conf import api_settings
 from .context import REQUEST_ID_HEADER
 from .exceptions import ApiError
+from .messages import ApiRequest, ApiResponse
 from .models import Exchange
 from .redaction import REDACTED
+from .transport import USER_AGENT
 from .validation import BODYLESS_METHODS, MANAGED_HEADERS
 
 JSON_MEDIA_TYPE = "application/json"
@@ -37,8 +39,10 @@ class RebuiltRequest:
     warnings: list[str] = field(default_factory=list)
 
 
-def replay_request(exchange: Exchange) -> RebuiltRequest:
-    """The request to send to repeat ``exchange``, and what could not be restored."""
+def replay_request(exchange: Exchange, body_limit: int | None = None) -> RebuiltRequest:
+    """The request to send to repeat ``exchange``, and what could not be restored.
+
+    ``body_limit``: the ``LOG_BODY_LIMIT`` it was recorded under (default: the settings')."""
     if exchange.kind != Exchange.Kind.API:
         raise ValueError("Only API calls can be replayed; token requests are the client's own.")
     warnings: list[str] = []
@@ -72,17 +76,17 @@ def replay_request(exchange: Exchange) -> RebuiltRequest:
             path=route.lstrip("/"),
             query=query or None,
             headers=headers or None,
-            json=_body(exchange, warnings),
+            json=_body(exchange, body_limit or api_settings().LOG_BODY_LIMIT, warnings),
         ),
         warnings,
     )
 
 
-def _body(exchange: Exchange, warnings: list[str]) -> Any:
+def _body(exchange: Exchange, body_limit: int, warnings: list[str]) -> Any:
     text = exchange.request_body
     if not text or exchange.method in BODYLESS_METHODS:
         return None
-    if len(text) >= api_settings().LOG_BODY_LIMIT:
+    if len(text) >= body_limit:
         warnings.append(
             "The body was cut at POC_API_LOG_BODY_LIMIT in the log, so it was left out."
         )
@@ -130,16 +134,8 @@ def replay(exchanges: Iterable[Exchange], client: ApiClient, *, batch_id: str) -
         if rebuilt.warnings:
             replays.append(Replay(exchange, skipped=" ".join(rebuilt.warnings)))
             continue
-        call = rebuilt.request
         try:
-            response = client.request(
-                call.method,
-                call.path,
-                query=call.query,
-                headers=call.headers,
-                json=call.json,
-                batch_id=batch_id,
-            )
+            response = client.send(client.prepare(rebuilt.request), batch_id=batch_id)
         except ApiError as exc:
             replays.append(Replay(exchange, error=exc))
         else:

@@ -16,29 +16,33 @@ earlier than half way through its life, so short-lived tokens are still reused. 
 the caller passes the rejected token as ``stale``: it is replaced only if it is still the
 current one, so a burst of 401s causes one refresh, not one per call.
 
-Grants: refresh_token when we hold one (rotated refresh tokens replace the old one), falling
-back to client_credentials when the provider refuses it; client authentication by HTTP Basic
-(RFC 6749 2.3.1: id and secret form-encoded first) or in the body.
+Grants (``api_client.grants``): refresh_token when we hold one (rotated refresh tokens replace
+the old one), falling back to client_credentials when the provider refuses it.
+
+Secrets. The manager knows every secret of its credential that this process has held (the
+client secret, the Basic credentials, the access and refresh tokens it obtained or read, the
+current and a few previous ones): ``held_secrets()`` is what anything stored, logged or shown
+must scrub, known in memory rather than read per call.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
 from django.db import DatabaseError, IntegrityError
 from django.db.models import F, Q
 from django.utils import timezone
 
+from . import grants
 from .conf import ApiSettings
 from .exceptions import (
     ApiConnectionError,
@@ -47,15 +51,13 @@ from .exceptions import (
     TokenError,
     TokenStorageError,
 )
+from .messages import ApiResponse
 from .models import Token, TokenState, credential_key
-
-if TYPE_CHECKING:
-    from .client import ApiResponse
 
 logger = logging.getLogger(__name__)
 
 # (fields, headers) -> response; provided by the client, which owns all HTTP.
-PostForm = Callable[[Mapping[str, str], Mapping[str, str]], "ApiResponse"]
+PostForm = Callable[[Mapping[str, str], Mapping[str, str]], ApiResponse]
 
 _POLL_SECONDS = 0.05
 _OWNER = f"{os.uname().nodename[:30]}:{os.getpid()}"
@@ -76,7 +78,6 @@ class TokenStatus:
     expires_in: int | None
     refresh_due_at: datetime | None
     obtained_at: datetime | None
-    token_type: str
     scope: str
     refresh_count: int
     last_error: str
@@ -85,7 +86,7 @@ class TokenStatus:
     @classmethod
     def of(cls, row: Token | None, leeway: int) -> TokenStatus:
         if row is None:
-            return cls(TokenState.MISSING, None, None, None, None, "", "", 0, "", None)
+            return cls(TokenState.MISSING, None, None, None, None, "", 0, "", None)
         now = timezone.now()
         expires_in = int((row.expires_at - now).total_seconds()) if row.expires_at else None
         return cls(
@@ -94,7 +95,6 @@ class TokenStatus:
             expires_in=max(expires_in, 0) if expires_in is not None else None,
             refresh_due_at=row.refresh_due_at(leeway),
             obtained_at=row.obtained_at,
-            token_type=row.token_type,
             scope=row.scope,
             refresh_count=row.refresh_count,
             last_error=row.last_error,
@@ -111,7 +111,6 @@ class TokenStatus:
             "expires_in": self.expires_in,
             "refresh_due_at": iso(self.refresh_due_at),
             "obtained_at": iso(self.obtained_at),
-            "token_type": self.token_type,
             "scope": self.scope,
             "refresh_count": self.refresh_count,
             "last_error": self.last_error,
@@ -119,14 +118,17 @@ class TokenStatus:
         }
 
 
-# The in-process cache and per-credential locks are shared by every client in the process.
+# The in-process cache, per-credential locks and known secrets are shared by every client
+# in the process.
 _cache: dict[str, _Cached] = {}
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
+_KEPT_TOKENS = 8  # the current tokens and a few before them, per credential
+_known: dict[str, deque[str]] = {}
 
 
 def clear_cache() -> None:
-    """Forget cached tokens (the database keeps them). For tests and after settings change."""
+    """Forget cached tokens, so the next call reads the database as a new process would."""
     _cache.clear()
 
 
@@ -140,6 +142,8 @@ class TokenManager:
         self.config = config
         self.key = credential_key(config.TOKEN_URL, config.CLIENT_ID)
         self._post_form = post_form
+        basic = grants.basic_credentials(config).removeprefix("Basic ")
+        self._credentials = tuple(value for value in (config.CLIENT_SECRET, basic) if value)
         # Long enough for the token request with its connect retries; a crashed holder's
         # lease runs out after this and another process takes over.
         self.lease_seconds = (
@@ -195,16 +199,21 @@ class TokenManager:
 
     def status(self) -> TokenStatus:
         row = Token.objects.filter(credential_key=self.key).first()
+        if row is not None:
+            self.learn((row.access_token, row.refresh_token))
         return TokenStatus.of(row, self.config.TOKEN_LEEWAY)
 
     def held_secrets(self) -> tuple[str, ...]:
-        """The client secret and the stored tokens: what output shown to people must scrub."""
-        stored = (
-            Token.objects.filter(credential_key=self.key)
-            .values_list("access_token", "refresh_token")
-            .first()
-        )
-        return (self.config.CLIENT_SECRET, *(stored or ()))
+        """Every secret of this credential the process holds: what anything stored, logged or
+        shown must scrub. In memory; no query."""
+        return (*self._credentials, *_known.get(self.key, ()))
+
+    def learn(self, values: Iterable[str]) -> None:
+        """Remember token values seen (a token response, a row read) as secrets to scrub."""
+        known = _known.setdefault(self.key, deque(maxlen=_KEPT_TOKENS))
+        for value in values:
+            if value and value not in known:
+                known.append(value)
 
     # --- single flight -----------------------------------------------------------------------
 
@@ -216,6 +225,7 @@ class TokenManager:
             )
         except IntegrityError:  # another process created it between our SELECT and INSERT
             row = Token.objects.get(credential_key=self.key)
+        self.learn((row.access_token, row.refresh_token))
         return row
 
     def _obtain(self, *, stale: str | None, started: datetime) -> tuple[Token, bool]:
@@ -256,7 +266,7 @@ class TokenManager:
 
     def _refresh_under_lease(self, row: Token, owner: str) -> Token:
         try:
-            payload = self._grant(row)
+            grant = self._grant(row)
         except Exception as exc:
             # Release the lease at once, so others need not wait for it to run out.
             message = (
@@ -277,12 +287,11 @@ class TokenManager:
             raise
         now = timezone.now()
         values = {
-            "access_token": payload["access_token"],
-            "token_type": payload["token_type"],
-            "expires_at": now + timedelta(seconds=payload["expires_in"]),
+            "access_token": grant.access_token,
+            "expires_at": now + timedelta(seconds=grant.expires_in),
             "obtained_at": now,
-            "scope": payload["scope"] or row.scope,
-            "refresh_token": payload["refresh_token"] or row.refresh_token,
+            "scope": grant.scope or row.scope,
+            "refresh_token": grant.refresh_token or row.refresh_token,
             "last_error": "",
             "last_error_at": None,
             "lease_owner": "",
@@ -318,38 +327,23 @@ class TokenManager:
         return row
 
     def _remember(self, row: Token) -> None:
+        self.learn((row.access_token, row.refresh_token))
         due = row.refresh_due_at(self.config.TOKEN_LEEWAY)
         if due is not None:
             _cache[self.key] = _Cached(row.access_token, due)
 
     # --- the grants --------------------------------------------------------------------------
 
-    def _grant(self, row: Token) -> dict[str, Any]:
+    def _grant(self, row: Token) -> grants.Grant:
         if row.refresh_token:
             try:
-                return self._request(
-                    {"grant_type": "refresh_token", "refresh_token": row.refresh_token}
-                )
+                return self._request(grants.refresh(row.refresh_token))
             except InvalidGrantError:
                 logger.info("The refresh token was refused; falling back to client credentials.")
-        fields = {"grant_type": "client_credentials"}
-        if self.config.SCOPE:
-            fields["scope"] = self.config.SCOPE
-        return self._request(fields)
+        return self._request(grants.client_credentials(self.config))
 
-    def _request(self, fields: dict[str, str]) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        if self.config.CLIENT_AUTH == "body":
-            fields = {
-                **fields,
-                "client_id": self.config.CLIENT_ID,
-                "client_secret": self.config.CLIENT_SECRET,
-            }
-        else:
-            pair = ":".join(
-                quote(part, safe="") for part in (self.config.CLIENT_ID, self.config.CLIENT_SECRET)
-            )
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    def _request(self, fields: dict[str, str]) -> grants.Grant:
+        fields, headers = grants.authenticated(self.config, fields)
         try:
             response = self._post_form(fields, headers)
         except ApiConnectionError as exc:
@@ -357,76 +351,8 @@ class TokenManager:
                 f"Could not reach the token endpoint {self.config.TOKEN_URL}: {exc.message}",
                 exchange_id=exc.exchange_id,
             ) from exc
-        payload = _json_object(response)
-        if response.status >= 400 or payload is None or "error" in (payload or {}):
-            raise _token_error(response, payload, self.config.TOKEN_URL)
-        return _parse_token(payload, response, self.config.DEFAULT_TOKEN_LIFETIME)
+        return grants.read_answer(response, self.config)
 
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _json_object(response: ApiResponse) -> dict[str, Any] | None:
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _token_error(response: ApiResponse, payload: dict[str, Any] | None, url: str) -> TokenError:
-    code = str((payload or {}).get("error", ""))
-    description = str((payload or {}).get("error_description", "")).strip()
-    if code and response.status < 500:
-        error_class = TokenError.for_oauth_error(code)
-        message = f"The token endpoint refused the request ({code})"
-        message += f": {description}" if description else "."
-        if error_class.default_message != TokenError.default_message:
-            message += " " + error_class.default_message
-    else:
-        error_class = TokenEndpointError
-        message = (
-            f"The token endpoint {url} answered {response.status}"
-            + (f" ({code})" if code else "")
-            + " instead of a token; see the exchange log for what it sent."
-        )
-    return error_class(message, status=response.status, body="", exchange_id=response.exchange_id)
-
-
-def _parse_token(
-    payload: dict[str, Any], response: ApiResponse, default_lifetime: int
-) -> dict[str, Any]:
-    """Check the provider's token response; it is untrusted input."""
-
-    def fail(problem: str) -> TokenEndpointError:
-        return TokenEndpointError(
-            f"The token endpoint's response {problem}; see the exchange log.",
-            status=response.status,
-            exchange_id=response.exchange_id,
-        )
-
-    access_token = payload.get("access_token")
-    if not isinstance(access_token, str) or not access_token:
-        raise fail("has no access_token")
-    token_type = payload.get("token_type") or "Bearer"
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise fail(f"has token_type {token_type!r}, and only Bearer tokens are supported")
-    expires_in = payload.get("expires_in", default_lifetime)
-    try:
-        expires_in = int(expires_in)
-    except (TypeError, ValueError):
-        raise fail("has an expires_in that is not a number") from None
-    if expires_in <= 0:
-        raise fail("has an expires_in that is not positive")
-    refresh_token = payload.get("refresh_token") or ""
-    scope = payload.get("scope") or ""
-    if not isinstance(refresh_token, str) or not isinstance(scope, str):
-        raise fail("has a refresh_token or scope that is not a string")
-    return {
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "refresh_token": refresh_token,
-        "scope": scope,
-    }

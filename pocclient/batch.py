@@ -21,8 +21,9 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from api_client.client import ApiClient, BatchResult
+from api_client.client import ApiClient
 from api_client.exceptions import ApiError
+from api_client.messages import BatchResult, Call
 from api_client.metrics import percentile
 
 logger = logging.getLogger(__name__)
@@ -33,14 +34,13 @@ MAX_BINS = 20
 
 def item_line(result: BatchResult) -> dict[str, Any]:
     error = None
-    if result.error is not None:
-        if isinstance(result.error, ApiError):
-            error = {"code": result.error.code, "message": result.error.message}
-        else:  # a bug, logged by iter_many; its text could hold anything, so it stays there
-            error = {
-                "code": "internal_error",
-                "message": f"Unexpected {type(result.error).__name__}; see the server log.",
-            }
+    if isinstance(result.error, ApiError):
+        error = {"code": result.error.code, "message": result.error.message}
+    elif result.error is not None:  # a bug, logged by iter_many; its text stays in the log
+        error = {
+            "code": result.outcome,
+            "message": f"Unexpected {type(result.error).__name__}; see the server log.",
+        }
     duration = result.duration_ms
     return {
         "index": result.index,
@@ -79,15 +79,15 @@ class BatchSummary:
     durations: list[float] = field(default_factory=list)
     aborted: str | None = None
 
-    def add(self, line: dict[str, Any]) -> None:
+    def add(self, result: BatchResult) -> None:
         self.done += 1
-        self.ok += line["ok"]
-        if line["status"] is not None:
-            self.by_status[str(line["status"])] += 1
-        if line["error"] is not None:
-            self.by_error[line["error"]["code"]] += 1
-        if line["duration_ms"] is not None:
-            self.durations.append(line["duration_ms"])
+        self.ok += result.ok
+        if result.status is not None:
+            self.by_status[str(result.status)] += 1
+        if result.error is not None:
+            self.by_error[result.outcome] += 1
+        if result.duration_ms is not None:
+            self.durations.append(round(result.duration_ms, 1))
 
     def as_dict(self) -> dict[str, Any]:
         ordered = sorted(self.durations)
@@ -125,7 +125,7 @@ def _encode(data: dict[str, Any]) -> bytes:
 
 
 def stream_batch(
-    client: ApiClient, calls: list[dict[str, Any]], *, concurrency: int, batch_id: str
+    client: ApiClient, calls: list[Call], *, concurrency: int, batch_id: str
 ) -> Iterator[bytes]:
     """NDJSON lines: each finished item, then ``{"summary": {...}}``."""
     summary = BatchSummary(total=len(calls), concurrency=concurrency, batch_id=batch_id)
@@ -134,9 +134,8 @@ def stream_batch(
             client.iter_many(calls, concurrency=concurrency, batch_id=batch_id)
         ) as results:
             for result in results:
-                line = item_line(result)
-                summary.add(line)
-                yield _encode(line)
+                summary.add(result)
+                yield _encode(item_line(result))
     except Exception:
         logger.exception(
             "Batch %s stopped after %d of %d items", batch_id, summary.done, len(calls)

@@ -6,12 +6,13 @@ secret, the access and refresh tokens) is scrubbed from its body, in case the AP
 """
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from django.urls import reverse
 
-from api_client.client import ApiResponse
 from api_client.exceptions import ApiError
+from api_client.messages import ApiResponse
 from api_client.models import Exchange
 from api_client.redaction import redact_headers, scrub
 from api_client.replay import replay_request
@@ -121,12 +122,4 @@ def exchange_detail(exchange: Exchange) -> dict[str, Any]:
 def replay_payload(exchange: Exchange) -> dict[str, Any]:
     """The request to load into the builder, in ``POST /api/send``'s shape, plus warnings."""
     replay = replay_request(exchange)
-    call = replay.request
-    return {
-        "method": call.method,
-        "path": call.path,
-        "query": call.query,
-        "headers": call.headers,
-        "json": call.json,
-        "warnings": replay.warnings,
-    }
+    return {**asdict(replay.request), "warnings": replay.warnings}

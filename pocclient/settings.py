@@ -6,7 +6,9 @@ variable, so a typo fails at start-up rather than on the first API call.
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -36,25 +38,55 @@ def env_bool(name: str, default: bool) -> bool:
     )
 
 
-def _env_number[T: (int, float)](name: str, default: T, kind: type[T], minimum: T) -> T:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a {kind.__name__}; got {raw!r}.") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {raw!r}.")
-    return value
+type Parser = Callable[[str, str], Any]  # (variable name, raw value) -> value
+
+
+def _number[T: (int, float)](kind: type[T], minimum: T) -> Parser:
+    def parse(name: str, raw: str) -> T:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be {'an integer' if kind is int else 'a number'}; got {raw!r}."
+            ) from None
+        if not value >= minimum:  # also refuses nan
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {raw!r}.")
+        return value
+
+    return parse
+
+
+def integer(*, minimum: int = 0) -> Parser:
+    return _number(int, minimum)
+
+
+def decimal(*, minimum: float = 0.0) -> Parser:
+    return _number(float, minimum)
 
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    return _env_number(name, default, int, minimum)
+    raw = os.environ.get(name, "").strip()
+    return integer(minimum=minimum)(name, raw) if raw else default
 
 
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
-    return _env_number(name, default, float, minimum)
+    raw = os.environ.get(name, "").strip()
+    return decimal(minimum=minimum)(name, raw) if raw else default
+
+
+def env_settings(**keys: tuple[str, Parser | type[str]]) -> dict[str, Any]:
+    """``{KEY: value}`` for each ``KEY=(VARIABLE, parse)`` whose variable is set. The app that
+    reads the dict holds the defaults, so each default is written in one place."""
+    found = {}
+    for key, (name, parse) in keys.items():
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        if parse is str:
+            found[key] = raw
+        elif raw.strip():
+            found[key] = parse(name, raw.strip())
+    return found
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -228,42 +260,37 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
 
 # --- The external API --------------------------------------------------------------------------
-# api_client reads only this dict (api_client.conf documents every key).
-_SANDBOX_ROOT = "http://127.0.0.1:8000/sandbox/"
-POC_API = {
-    "BASE_URL": env_str("POC_API_BASE_URL", _SANDBOX_ROOT + "api/"),
-    "TOKEN_URL": env_str("POC_API_TOKEN_URL", _SANDBOX_ROOT + "oauth/token"),
-    "CLIENT_ID": env_str("POC_API_CLIENT_ID", "sandbox-client"),
-    "CLIENT_SECRET": env_str("POC_API_CLIENT_SECRET", "sandbox-secret"),
-    "SCOPE": env_str("POC_API_SCOPE", ""),
-    "CLIENT_AUTH": env_str("POC_API_CLIENT_AUTH", "basic"),
-    "CONNECT_TIMEOUT": env_float("POC_API_CONNECT_TIMEOUT", 3.05, minimum=0.01),
-    "READ_TIMEOUT": env_float("POC_API_READ_TIMEOUT", 30.0, minimum=0.01),
-    "MAX_WORKERS": env_int("POC_API_MAX_WORKERS", 16, minimum=1),
-    "BATCH_MAX": env_int("POC_API_BATCH_MAX", 1000, minimum=1),
-    "RETRIES": env_int("POC_API_RETRIES", 3),
-    "BACKOFF_FACTOR": env_float("POC_API_BACKOFF_FACTOR", 0.2),
-    "RETRY_AFTER_MAX": env_int("POC_API_RETRY_AFTER_MAX", 10),
-    "TOKEN_LEEWAY": env_int("POC_API_TOKEN_LEEWAY", 60),
-    "DEFAULT_TOKEN_LIFETIME": env_int("POC_API_DEFAULT_TOKEN_LIFETIME", 3600, minimum=1),
-    "MAX_REQUEST_BYTES": env_int("POC_API_MAX_REQUEST_BYTES", 1_000_000, minimum=1),
-    "LOG_BODY_LIMIT": env_int("POC_API_LOG_BODY_LIMIT", 64_000, minimum=0),
-    # `manage.py purge_exchanges` without --older-than deletes exchanges older than this;
-    # 0 keeps them until a purge names its own age.
-    "EXCHANGE_RETENTION_DAYS": env_int("POC_EXCHANGE_RETENTION_DAYS", 30, minimum=0),
-}
+# api_client reads only this dict; api_client.conf holds every key's default (the sandbox on
+# 127.0.0.1:8000 and its dev credentials), so only variables that are set land here.
+POC_API = env_settings(
+    BASE_URL=("POC_API_BASE_URL", str),
+    TOKEN_URL=("POC_API_TOKEN_URL", str),
+    CLIENT_ID=("POC_API_CLIENT_ID", str),
+    CLIENT_SECRET=("POC_API_CLIENT_SECRET", str),
+    SCOPE=("POC_API_SCOPE", str),
+    CLIENT_AUTH=("POC_API_CLIENT_AUTH", str),
+    CONNECT_TIMEOUT=("POC_API_CONNECT_TIMEOUT", decimal(minimum=0.01)),
+    READ_TIMEOUT=("POC_API_READ_TIMEOUT", decimal(minimum=0.01)),
+    MAX_WORKERS=("POC_API_MAX_WORKERS", integer(minimum=1)),
+    BATCH_MAX=("POC_API_BATCH_MAX", integer(minimum=1)),
+    RETRIES=("POC_API_RETRIES", integer()),
+    BACKOFF_FACTOR=("POC_API_BACKOFF_FACTOR", decimal()),
+    RETRY_AFTER_MAX=("POC_API_RETRY_AFTER_MAX", integer()),
+    TOKEN_LEEWAY=("POC_API_TOKEN_LEEWAY", integer()),
+    DEFAULT_TOKEN_LIFETIME=("POC_API_DEFAULT_TOKEN_LIFETIME", integer(minimum=1)),
+    MAX_REQUEST_BYTES=("POC_API_MAX_REQUEST_BYTES", integer(minimum=1)),
+    LOG_BODY_LIMIT=("POC_API_LOG_BODY_LIMIT", integer()),
+    EXCHANGE_RETENTION_DAYS=("POC_EXCHANGE_RETENTION_DAYS", integer()),
+)
 
 # --- The sandbox (a local stand-in for the external API) --------------------------------------
+# sandbox.conf holds the defaults: one demo client, the pair the POC_API defaults use.
 POC_SANDBOX = env_bool("POC_SANDBOX", DEBUG)
-SANDBOX = {
-    # One demo client; the POC_API defaults above use the same pair.
-    "CLIENTS": {
-        env_str("POC_SANDBOX_CLIENT_ID", "sandbox-client"): env_str(
-            "POC_SANDBOX_CLIENT_SECRET", "sandbox-secret"
-        )
-    },
-    "TOKEN_LIFETIME": env_int("POC_SANDBOX_TOKEN_LIFETIME", 3600, minimum=1),
-}
+SANDBOX = env_settings(
+    CLIENT_ID=("POC_SANDBOX_CLIENT_ID", str),
+    CLIENT_SECRET=("POC_SANDBOX_CLIENT_SECRET", str),
+    TOKEN_LIFETIME=("POC_SANDBOX_TOKEN_LIFETIME", integer(minimum=1)),
+)
 
 # --- Logging: the original proof of concept's format, thread ids included ---------------------
 # plus the request id of the page or command that caused the line ("-" outside of one).

@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 DEFAULT_TOKEN_LIFETIME = 3600
 DEFAULT_SCOPES = "read write"
+# The demo client, the pair api_client's defaults use; CLIENT_ID/CLIENT_SECRET replace it.
+DEFAULT_CLIENT = ("sandbox-client", "sandbox-secret")
 
 # RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
@@ -32,7 +34,8 @@ def load() -> SandboxSettings:
     if not isinstance(raw, dict):
         raise ImproperlyConfigured("SANDBOX must be a dict.")
 
-    clients = raw.get("CLIENTS", {})
+    client_id = raw.get("CLIENT_ID", DEFAULT_CLIENT[0])
+    clients = raw.get("CLIENTS", {client_id: raw.get("CLIENT_SECRET", DEFAULT_CLIENT[1])})
     if not isinstance(clients, dict) or not all(
         isinstance(k, str) and k and isinstance(v, str) and v for k, v in clients.items()
     ):

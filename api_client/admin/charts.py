@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .metrics import Bucket
+from ..metrics import Bucket
 
 WIDTH = 720
 HEIGHT = 200

@@ -1,8 +1,7 @@
-"""The admin: what happened to a call (exchanges), the token, and a summary of recent calls.
+"""The exchange admin: what happened to a call.
 
-The exchange list stays fast on a large table (see ``admin_changelist`` and ``admin_filters``);
-logs are read-only; actions replay and export exchanges; the summary page is reached from the
-admin index through the ``ExchangeSummary`` proxy model.
+The list stays fast on a large table (``changelist``, ``filters``); the log is read-only;
+actions replay and export exchanges.
 """
 
 import json
@@ -16,102 +15,21 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import admin_summary, export  # noqa: F401 (admin_summary registers the summary page)
-from .admin_changelist import CappedPaginator, ExchangeChangeList, changelist_url
-from .admin_filters import (
+from ..client import get_client
+from ..models import Exchange
+from ..replay import Replay, replay
+from . import export
+from .base import ReadOnlyAdmin
+from .changelist import CappedPaginator, ExchangeChangeList, changelist_url
+from .filters import (
     BatchIdFilter,
     ErrorFilter,
     MethodFilter,
     RequestIdFilter,
     StatusClassFilter,
 )
-from .client import get_client
-from .conf import api_settings
-from .exceptions import ApiError
-from .models import Exchange, Token
-from .replay import Replay, replay
 
 REPLAY_LIMIT = 25
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Logs are written by the client, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Token)
-class TokenAdmin(ReadOnlyAdmin):
-    list_display = (
-        "client_id",
-        "token_url",
-        "state",
-        "masked",
-        "expires_at",
-        "expires_in",
-        "obtained_at",
-        "refresh_count",
-        "last_error",
-        "last_error_at",
-    )
-    readonly_fields = (
-        "client_id",
-        "token_url",
-        "masked",
-        "token_type",
-        "scope",
-        "state",
-        "expires_at",
-        "expires_in",
-        "obtained_at",
-        "refresh_count",
-        "last_error",
-        "last_error_at",
-        "lease_owner",
-        "lease_until",
-        "updated_at",
-    )
-    fields = readonly_fields
-    actions = ("refresh_now",)
-
-    @admin.display(description="access token")
-    def masked(self, obj: Token) -> str:
-        return obj.masked_access_token or "—"
-
-    @admin.display(description="state")
-    def state(self, obj: Token) -> str:
-        return obj.state(api_settings().TOKEN_LEEWAY).label
-
-    @admin.display(description="expires in")
-    def expires_in(self, obj: Token) -> str:
-        if not obj.expires_at:
-            return "—"
-        seconds = int((obj.expires_at - timezone.now()).total_seconds())
-        return "expired" if seconds <= 0 else f"{seconds // 60} min {seconds % 60} s"
-
-    @admin.action(description="Refresh now")
-    def refresh_now(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
-        client = get_client()
-        if not queryset.filter(credential_key=client.tokens.key).exists():
-            self.message_user(
-                request,
-                "Only the token of the configured credential (POC_API_CLIENT_ID at "
-                "POC_API_TOKEN_URL) can be refreshed.",
-                messages.WARNING,
-            )
-            return
-        try:
-            status, _ = client.tokens.ensure(force=True)
-        except ApiError as exc:
-            self.message_user(request, f"Refresh failed: {exc.message}", messages.ERROR)
-            return
-        self.message_user(
-            request, f"Refreshed; the new token expires at {status.expires_at}.", messages.SUCCESS
-        )
 
 
 def pretty(text: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from .models import Exchange
+from ..models import Exchange
 
 FIELDS = (
     "id",

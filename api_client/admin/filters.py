@@ -14,8 +14,9 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import Exchange
-from .validation import METHODS
+from ..metrics import SUMMARY_CLASSES
+from ..models import Exchange
+from ..validation import METHODS
 
 
 class StatusClassFilter(admin.SimpleListFilter):
@@ -23,10 +24,10 @@ class StatusClassFilter(admin.SimpleListFilter):
     parameter_name = "status_class"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("2", "2xx"), ("3", "3xx"), ("4", "4xx"), ("5", "5xx"), ("0", "no response")]
+        return [(str(status_class), str(status_class.label)) for status_class in SUMMARY_CLASSES]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> QuerySet[Exchange]:
-        if self.value() in {"0", "2", "3", "4", "5"}:
+        if self.value() in {str(status_class) for status_class in SUMMARY_CLASSES}:
             return queryset.in_status_class(int(self.value()))
         return queryset
 

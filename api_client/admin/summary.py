@@ -14,9 +14,10 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 
-from . import charts, metrics
-from .admin_changelist import changelist_url
-from .models import Exchange, ExchangeSummary
+from .. import metrics
+from ..models import Exchange, ExchangeSummary
+from . import charts
+from .changelist import changelist_url
 
 
 @admin.register(ExchangeSummary)

@@ -1,14 +1,5 @@
-from typing import Any
+"""``{% load exchange_admin %}``: the exchange admin's tags, which live beside its change list."""
 
-from django import template
-from django.contrib.admin.views.main import ChangeList
+from api_client.admin.changelist import register
 
-from api_client.admin_changelist import date_hierarchy
-
-register = template.Library()
-
-
-@register.inclusion_tag("admin/date_hierarchy.html")
-def exchange_date_hierarchy(cl: ChangeList) -> dict[str, Any]:
-    """Django's ``date_hierarchy`` tag, without its scans of the whole table."""
-    return date_hierarchy(cl) if cl.date_hierarchy else {"show": False}
+__all__ = ["register"]

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from api_client.admin import REPLAY_LIMIT
+from api_client.admin.exchanges import REPLAY_LIMIT
 from api_client.models import Exchange
 from tests.helpers.exchanges import ago, create_exchange, make_exchange
 

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from api_client.admin_changelist import CappedPaginator
+from api_client.admin.changelist import CappedPaginator
 from api_client.models import Exchange
 from tests.helpers.exchanges import make_exchange
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api_client.charts import BOTTOM, HEIGHT, TOP, bar_chart, nice_ceiling
+from api_client.admin.charts import BOTTOM, HEIGHT, TOP, bar_chart, nice_ceiling
 from api_client.metrics import Bucket
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from api_client.client import USER_AGENT
 from api_client.models import Exchange
 from api_client.replay import replay_request
+from api_client.transport import USER_AGENT
 
 CLIENT_HEADERS = {
     "User-Agent": USER_AGENT,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from api_client.client import ApiRequest
 from api_client.exceptions import InvalidRequestError
+from api_client.messages import ApiRequest
 from api_client.models import Exchange
 
 

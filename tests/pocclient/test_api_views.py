@@ -192,7 +192,7 @@ TOO_MANY_HEADERS = {f"X-H{n}": "v" for n in range(51)}
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"path": "echo"}, "method"),
+        ({"method": "GET"}, "path"),
         (echo(method="FETCH"), "method"),
         (echo(method=7), "method"),
         (echo(path="../token"), "path"),

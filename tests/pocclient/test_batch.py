@@ -2,8 +2,8 @@
 
 import contextvars
 
-from api_client.client import ApiResponse, BatchResult
 from api_client.exceptions import ApiTimeoutError
+from api_client.messages import ApiResponse, BatchResult
 from pocclient.batch import BatchSummary, histogram, item_line, iterate_in
 
 
@@ -39,8 +39,8 @@ def test_item_lines_and_summary():
     summary = BatchSummary(total=5, concurrency=2, batch_id="b")
 
     lines = [item_line(result) for result in results]
-    for line in lines:
-        summary.add(line)
+    for result in results:
+        summary.add(result)
     data = summary.as_dict()
 
     assert lines[0] == {

@@ -145,7 +145,7 @@ def test_production_with_a_secret_key_starts():
     ("name", "value", "message"),
     [
         ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG must be one of"),
-        ("POC_API_MAX_WORKERS", "lots", "POC_API_MAX_WORKERS must be a int"),
+        ("POC_API_MAX_WORKERS", "lots", "POC_API_MAX_WORKERS must be an integer"),
         ("POC_API_MAX_WORKERS", "0", "POC_API_MAX_WORKERS must be at least 1"),
         ("POC_API_READ_TIMEOUT", "-1", "POC_API_READ_TIMEOUT must be at least"),
         ("DATABASE_URL", "nosuchdb://x", "DATABASE_URL is not a supported database URL"),

@@ -1,7 +1,5 @@
 import math
-import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -9,38 +7,7 @@ from django.utils import timezone
 
 from api_client.conf import api_settings
 from api_client.management.base import ApiCommand, bad_input
-from api_client.models import Exchange
-
-DEFAULT_BATCH_SIZE = 500
-DEFAULT_PAUSE = 0.05
-
-
-def purge(
-    cutoff: datetime,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    pause: float = DEFAULT_PAUSE,
-    on_batch: Callable[[int], None] | None = None,
-) -> int:
-    """Delete exchanges created before ``cutoff``, oldest first, ``batch_size`` rows at a time.
-
-    Each batch is its own short transaction (a SELECT of ids, then a DELETE of those ids), and
-    the ``pause`` between batches lets writers queued on the lock (SQLite has one for the
-    whole database) go first, so a large purge never blocks the client's exchange log for
-    longer than one small batch takes. Returns how many rows went.
-    """
-    old = Exchange.objects.filter(created_at__lt=cutoff).order_by("created_at", "id")
-    deleted = 0
-    while ids := list(old.values_list("id", flat=True)[:batch_size]):
-        count, _ = Exchange.objects.filter(id__in=ids).delete()
-        deleted += count
-        if on_batch is not None:
-            on_batch(deleted)
-        if len(ids) < batch_size:
-            break
-        if pause:
-            time.sleep(pause)
-    return deleted
+from api_client.models import PURGE_BATCH_SIZE, PURGE_PAUSE, Exchange
 
 
 def check_days(value: float | None) -> float:
@@ -90,14 +57,14 @@ class Command(ApiCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=DEFAULT_BATCH_SIZE,
+            default=PURGE_BATCH_SIZE,
             metavar="N",
             help="Rows deleted per transaction (default: %(default)s).",
         )
         parser.add_argument(
             "--pause",
             type=float,
-            default=DEFAULT_PAUSE,
+            default=PURGE_PAUSE,
             metavar="SECONDS",
             help="Pause between batches, letting other writers in (default: %(default)s).",
         )
@@ -123,7 +90,7 @@ class Command(ApiCommand):
             raise bad_input(f"--older-than {age:g} days reaches before the year 1.") from None
         before = f"created before {cutoff:%Y-%m-%d %H:%M:%S %Z} (older than {describe_age(age)})"
         if dry_run:
-            count = Exchange.objects.filter(created_at__lt=cutoff).count()
+            count = Exchange.objects.created_before(cutoff).count()
             self.stdout.write(f"Would delete {count} exchanges {before}; nothing was deleted.")
             return
 
@@ -131,5 +98,6 @@ class Command(ApiCommand):
             if verbosity >= 2:
                 self.stdout.write(f"... {so_far} deleted")
 
-        deleted = purge(cutoff, batch_size=batch_size, pause=pause, on_batch=report)
+        old = Exchange.objects.created_before(cutoff)
+        deleted = old.purge(batch_size=batch_size, pause=pause, on_batch=report)
         self.stdout.write(f"Done! Deleted {deleted} exchanges {before}.")

@@ -9,9 +9,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser, OutputWrapper
 
-from api_client.client import ApiClient, ApiRequest, BatchResult, get_client
+from api_client.client import ApiClient, get_client
 from api_client.exceptions import InvalidRequestError
 from api_client.management.base import ApiCommand, bad_input
+from api_client.messages import BatchResult, Call
 from api_client.metrics import percentile
 
 MAX_REPORTED_PROBLEMS = 20
@@ -30,9 +31,9 @@ def read_lines(source: str) -> list[bytes]:
 
 def parse_requests(
     lines: Iterable[bytes], client: ApiClient
-) -> tuple[list[tuple[int, ApiRequest]], list[str]]:
-    """``([(line number, request), ...], [problem, ...])``; problems name their line."""
-    requests: list[tuple[int, ApiRequest]] = []
+) -> tuple[list[tuple[int, Call]], list[str]]:
+    """``([(line number, call), ...], [problem, ...])``; problems name their line."""
+    requests: list[tuple[int, Call]] = []
     problems: list[str] = []
     for number, raw in enumerate(lines, 1):
         try:
@@ -54,11 +55,8 @@ def parse_requests(
                 f'line {number}: expected an object such as {{"method": "GET", "path": "items"}}.'
             )
             continue
-        if "path" not in item:
-            problems.append(f"line {number}: the path is missing.")
-            continue
         try:
-            requests.append((number, client.validate(item)))
+            requests.append((number, client.prepare(item)))
         except InvalidRequestError as exc:
             problems.append(f"line {number}: {exc.message}")
     return requests, problems
@@ -66,19 +64,11 @@ def parse_requests(
 
 def describe(result: BatchResult) -> str:
     request = result.request
-    assert isinstance(request, ApiRequest)  # noqa: S101 (parse_requests made them)
-    what = f"{request.method.upper()} {request.path}"
+    what = f"{str(request.method).upper()} {request.path}"  # type: ignore[union-attr]
     if result.response is not None:
         return f"{result.response.status} {what} ({result.response.duration_ms:.1f} ms)"
     message = " ".join(str(getattr(result.error, "message", result.error)).split())
-    return f"{outcome(result)} {what}: {message}"
-
-
-def outcome(result: BatchResult) -> str:
-    """What a result counts as in the summary: its status, or its error's code."""
-    if result.response is not None:
-        return str(result.response.status)
-    return str(getattr(result.error, "code", type(result.error).__name__))
+    return f"{result.outcome} {what}: {message}"
 
 
 class Progress:
@@ -114,7 +104,7 @@ class Progress:
 
 
 def summary(results: list[BatchResult], seconds: float, batch_id: str) -> list[str]:
-    counts = Counter(outcome(r) for r in results)
+    counts = Counter(r.outcome for r in results)
     failed = sum(not r.ok for r in results)
     durations = [r.response.duration_ms for r in results if r.response is not None]
     p50, p95 = percentile(durations, 50), percentile(durations, 95)
@@ -140,10 +130,11 @@ class Command(ApiCommand):
     """
     notes = """\
     Each line is one request: {"method": "POST", "path": "items", "query": {"a": "1"},
-    "headers": {"X-Trace": "t"}, "json": {"name": "widget"}}; only "path" is required and
-    "method" defaults to GET. Every line is checked before anything is sent: a malformed
-    line is reported with its number and nothing is sent (exit status 2). The exchanges of
-    one run share a batch id, shown in the summary; filter the admin's exchanges by it.
+    "headers": {"X-Trace": "t"}, "json": {"name": "widget"}}; only "path" is required (""
+    is the base URL itself) and "method" defaults to GET. Every line is checked before
+    anything is sent: a malformed line is reported with its number and nothing is sent
+    (exit status 2). The exchanges of one run share a batch id, shown in the summary;
+    filter the admin's exchanges by it.
     Exit status: 0 when every request answered below 400, 1 when any failed, 2 on bad
     arguments or input.
     """
@@ -159,12 +150,12 @@ class Command(ApiCommand):
 
     def handle(self, *, source: str, concurrency: int | None, **options: Any) -> None:
         client = get_client()
-        limit = client.config.MAX_WORKERS
-        if concurrency is not None and not 1 <= concurrency <= limit:
-            raise bad_input(
-                f"--concurrency must be between 1 and {limit} (POC_API_MAX_WORKERS); "
-                f"got {concurrency}."
-            )
+        try:
+            concurrency = client.concurrency(concurrency)
+        except InvalidRequestError as exc:
+            # "Concurrency must be ... (SETTING)." -> "--concurrency must be ...; got 0."
+            reason = exc.message.removeprefix("Concurrency ").rstrip(".")
+            raise bad_input(f"--concurrency {reason}; got {concurrency}.") from None
         numbered, problems = parse_requests(read_lines(source), client)
         if problems:
             for problem in problems[:MAX_REPORTED_PROBLEMS]:
@@ -178,9 +169,7 @@ class Command(ApiCommand):
             return
         self.send(client, numbered, concurrency)
 
-    def send(
-        self, client: ApiClient, numbered: list[tuple[int, ApiRequest]], concurrency: int | None
-    ) -> None:
+    def send(self, client: ApiClient, numbered: list[tuple[int, Call]], concurrency: int) -> None:
         batch_id = uuid.uuid4().hex
         progress = Progress(self.stdout, len(numbered))
         results: list[BatchResult] = []

@@ -9,7 +9,6 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
-from api_client.management.commands.purge_exchanges import purge
 from api_client.models import Exchange
 from tests.helpers.exchanges import ago, create_exchange, make_exchange, run_command
 
@@ -125,7 +124,9 @@ def test_other_writers_get_in_between_batches():
         writer.join(timeout=15)
         assert not writer.is_alive()
 
-    deleted = purge(ago(days=30), batch_size=2, pause=0, on_batch=write_from_another_thread)
+    deleted = Exchange.objects.created_before(ago(days=30)).purge(
+        batch_size=2, pause=0, on_batch=write_from_another_thread
+    )
 
     assert deleted == 6
     assert finished == [2, 4, 6]

@@ -155,7 +155,7 @@ def test_malformed_lines_are_reported_with_their_numbers_and_nothing_is_sent(
     assert "line 2: not valid JSON (Expecting value at column 10)." in problems
     assert "line 3: expected an object" in problems[1]
     assert "line 4: Unknown method 'BREW'" in problems[2]
-    assert "line 5: the path is missing." in problems
+    assert "line 5: The path is missing." in problems
     assert "line 7: Unknown request field(s): body" in problems[5]
     assert "line 8: A GET request cannot have a body." in problems
     assert "line 9: not UTF-8 text." in problems
