@@ -26,15 +26,17 @@ from urllib.parse import urlencode, urlsplit
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import grants
 from .conf import ApiSettings, api_settings
 from .context import REQUEST_ID_HEADER, get_request_id
+from .deadline import deadline
 from .exceptions import ApiError, InvalidRequestError
 from .messages import ApiRequest, ApiResponse, BatchResult, Call, Outcome, Reply
 from .pool import iter_in_threads
 from .recording import ExchangeWriter, exchange_for, store
-from .tokens import TokenManager
+from .tokens import REFUSES_FRESH_TOKENS, TokenManager
 from .transport import DEFAULT_HEADERS, Transport
 from .validation import (
     BODYLESS_METHODS,
@@ -161,24 +163,32 @@ class ApiClient:
         if call.body is not None:
             headers.setdefault("Content-Type", "application/json")
 
+        @sensitive_variables("token")
         def attempt(outcome: Outcome) -> Reply:
             token = self.tokens.get_token(failed_since=token_failures_since)
             outcome.headers["Authorization"] = f"Bearer {token}"
             outcome.restart()  # the call's own time, not the wait for a token
             reply = self.transport.send(call.method, call.url, outcome.headers, call.body)
-            if reply.status == 401:
-                # Exactly one refresh and one retry: the token may have been revoked early.
-                outcome.attempts = reply.attempts
-                outcome.reply = reply
-                token = self.tokens.get_token(stale=token)
-                outcome.headers["Authorization"] = f"Bearer {token}"
-                again = self.transport.send(call.method, call.url, outcome.headers, call.body)
-                again.attempts += reply.attempts
-                return again
-            return reply
+            if reply.status != 401:
+                return reply
+            if self.tokens.refusing():
+                outcome.note = REFUSES_FRESH_TOKENS
+                return reply
+            # Exactly one refresh and one retry: the token may have been revoked early.
+            outcome.attempts = reply.attempts
+            outcome.reply = reply
+            token = self.tokens.get_token(stale=token)
+            outcome.headers["Authorization"] = f"Bearer {token}"
+            again = self.transport.send(call.method, call.url, outcome.headers, call.body)
+            again.attempts += reply.attempts
+            if again.status == 401:
+                self.tokens.refused_fresh_token()
+                outcome.note = REFUSES_FRESH_TOKENS
+            return again
 
         return self._exchange(call, headers, attempt, batch_id=batch_id, writer=writer)
 
+    @sensitive_variables("fields", "headers", "body", "own")
     def _post_token_form(
         self, fields: Mapping[str, str], headers: Mapping[str, str]
     ) -> ApiResponse:
@@ -221,10 +231,11 @@ class ApiClient:
         outcome = Outcome(headers=headers)
         request_id = get_request_id()
         try:
-            reply = attempt(outcome)
+            with deadline(self.config.DEADLINE):  # the whole call, a 401's refresh included
+                reply = attempt(outcome)
         except ApiError as exc:
             outcome.error = exc
-            reply = outcome.reply  # a 401 whose refresh failed
+            reply = exc.reply or outcome.reply  # what came before it failed, if anything
             outcome.attempts += exc.attempts
         else:
             outcome.attempts = reply.attempts
@@ -240,6 +251,7 @@ class ApiClient:
                 duration_ms=outcome.duration_ms,
                 attempts=outcome.attempts,
                 request_id=request_id,
+                note=outcome.note,
             )
         exchange = exchange_for(
             call,

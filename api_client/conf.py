@@ -13,6 +13,8 @@ RETRIES, BACKOFF_FACTOR      urllib3 Retry for idempotent calls on connection er
 TOKEN_LEEWAY                 refresh this many seconds before expiry (at most half a lifetime)
 DEFAULT_TOKEN_LIFETIME       assumed when the provider omits expires_in
 MAX_REQUEST_BYTES            largest request body we agree to send
+MAX_RESPONSE_BYTES           largest response body read (after decompression); more fails
+DEADLINE                     seconds a whole call may take, retries and waits included
 LOG_BODY_LIMIT               bodies stored in the exchange log are truncated past this
 EXCHANGE_RETENTION_DAYS      purge_exchanges' default age; 0 means "give --older-than"
 """
@@ -48,6 +50,8 @@ class ApiSettings:
     TOKEN_LEEWAY: int = 60
     DEFAULT_TOKEN_LIFETIME: int = 3600
     MAX_REQUEST_BYTES: int = 1_000_000
+    MAX_RESPONSE_BYTES: int = 10_000_000
+    DEADLINE: float = 60.0
     LOG_BODY_LIMIT: int = 64_000
     EXCHANGE_RETENTION_DAYS: int = 30
 

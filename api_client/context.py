@@ -1,6 +1,7 @@
-"""The request id of whatever caused the current API calls (a page request or a command run).
+"""Who and what caused the current API calls: the request id of a page request or command
+run, and the actor (the user, or the command).
 
-A ``ContextVar`` rather than a thread-local: ``request_many`` copies the caller's context into
+``ContextVar``s rather than thread-locals: ``request_many`` copies the caller's context into
 its worker threads, so calls made there carry the caller's id without passing it around.
 """
 
@@ -16,6 +17,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 _request_id: ContextVar[str] = ContextVar("api_client_request_id", default="")
+_actor: ContextVar[str] = ContextVar("api_client_actor", default="")
+MAX_ACTOR = 150
 
 
 def new_request_id() -> str:
@@ -47,3 +50,19 @@ def request_id_scope(request_id: str | None = None) -> Iterator[str]:
         yield value
     finally:
         _request_id.reset(token)
+
+
+def get_actor() -> str:
+    """Who caused the current calls: a user name, ``command NAME``, or ``""`` (Python code)."""
+    return _actor.get()
+
+
+@contextmanager
+def actor_scope(actor: str) -> Iterator[str]:
+    """Run a block with ``actor`` as the one who causes its API calls."""
+    value = " ".join(actor.split())[:MAX_ACTOR]
+    token = _actor.set(value)
+    try:
+        yield value
+    finally:
+        _actor.reset(token)

@@ -11,7 +11,8 @@ Messages are full sentences meant for people; they never contain a token or a se
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 
 class ApiError(Exception):
@@ -34,6 +35,7 @@ class ApiError(Exception):
         self.request_id = request_id
         self.exchange_id = exchange_id
         self.attempts = 0  # how often the call was sent before it failed (0: never)
+        self.reply: Any = None  # what the API sent before the call failed, to be recorded
         super().__init__(self.message)
 
     @property
@@ -60,6 +62,32 @@ class ApiConnectionError(ApiError):
 class ApiTimeoutError(ApiConnectionError):
     error_code = "timeout"
     default_message = "The API did not answer within the timeout."
+
+
+class ApiResponseError(ApiError):
+    """The API answered, but with something pocclient will not take whole."""
+
+    error_code = "bad_response"
+
+
+class ResponseTooLargeError(ApiResponseError):
+    """The body was longer than ``MAX_RESPONSE_BYTES`` (after decompression); reading stopped
+    there and the connection was closed. The exchange keeps the first part of the body."""
+
+    error_code = "response_too_large"
+
+
+class RetryLaterError(ApiError):
+    """The API asked to be called again later (``Retry-After``) than the call may wait.
+
+    ``retry_after`` is the number of seconds it asked for, ``retry_at`` the moment."""
+
+    error_code = "retry_later"
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        self.retry_at = datetime.now(UTC) + timedelta(seconds=retry_after)
 
 
 class HTTPStatusError(ApiError):

@@ -84,6 +84,7 @@ class ApiResponse:
     attempts: int
     request_id: str = ""
     exchange_id: int | None = None
+    note: str = ""  # what pocclient has to say about this answer (an API refusing tokens)
 
     @property
     def status_code(self) -> int:
@@ -119,7 +120,8 @@ class ApiResponse:
         if self.status >= 400:
             error_class = HTTPStatusError.for_status(self.status)
             raise error_class(
-                f"{self.method} {self.path} answered {self.status}.",
+                f"{self.method} {self.path} answered {self.status}."
+                + (f" {self.note}" if self.note else ""),
                 status=self.status,
                 body=self.text,
                 request_id=self.request_id,
@@ -185,6 +187,7 @@ class Outcome:
     error: ApiError | None = None
     attempts: int = 0
     duration_ms: float = 0.0
+    note: str = ""
     started: float = field(default_factory=time.perf_counter)
 
     def restart(self) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponseBase
 
-from .context import REQUEST_ID_HEADER, request_id_scope
+from .context import REQUEST_ID_HEADER, actor_scope, request_id_scope
 from .log import remember_finished
 
 
@@ -28,3 +28,17 @@ class RequestIdMiddleware:
         response[REQUEST_ID_HEADER] = request_id
         remember_finished(request_id)
         return response
+
+
+class ActorMiddleware:
+    """The logged-in user is the actor of every call a request causes (after
+    ``AuthenticationMiddleware``); ``Exchange.actor`` records it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        user = getattr(request, "user", None)
+        name = user.get_username() if user is not None and user.is_authenticated else ""
+        with actor_scope(name):
+            return self.get_response(request)

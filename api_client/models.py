@@ -9,9 +9,13 @@ from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 
-def credential_key(token_url: str, client_id: str) -> str:
-    """The identity of one credential: one persisted token per (token endpoint, client)."""
-    return hashlib.sha256(f"{token_url}\n{client_id}".encode()).hexdigest()
+def credential_key(token_url: str, client_id: str, scope: str = "") -> str:
+    """The identity of one credential: one persisted token per token endpoint, client and
+    scope, so a token granted for one scope is never used for another."""
+    identity = f"{token_url}\n{client_id}"
+    if scope := " ".join(sorted(set(scope.split()))):
+        identity += f"\n{scope}"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def mask(secret: str) -> str:
@@ -232,12 +236,17 @@ class Exchange(models.Model):
     thread = models.CharField(max_length=100, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     batch_id = models.CharField(max_length=32, blank=True)
+    actor = models.CharField(
+        max_length=150, blank=True, help_text="Who caused the call: a user, or a command."
+    )
 
     objects = ExchangeManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("send_request", "Can send requests to the API")]
         indexes = [
+            models.Index(fields=["actor", "-created_at"], name="exchange_actor_idx"),
             models.Index(fields=["-created_at", "-id"], name="exchange_recent_idx"),
             models.Index(fields=["status", "created_at"], name="exchange_status_idx"),
             models.Index(fields=["method", "created_at"], name="exchange_method_idx"),

@@ -1,87 +1,198 @@
-"""A bounded pool of worker threads that own their database connections.
+"""The process's bounds: one pool of worker threads shared by every batch, and one bound on
+calls in flight shared by every thread.
 
-This is the fix for the proof of concept's crash. Django gives every thread its own
-connection; the only rule is that a connection must be closed by the thread that opened it,
-and that no connection or cursor crosses threads. Each worker here:
+Worker threads own their database connections. This is the fix for the proof of concept's
+crash: Django gives every thread its own connection; the only rule is that a connection must
+be closed by the thread that opened it, and that no connection or cursor crosses threads.
+Each worker calls ``close_old_connections()`` before every task, so a connection that broke or
+outlived ``CONN_MAX_AGE`` is replaced rather than reused, and closes its connections when it
+runs out of work, so none is left for the garbage collector to finalise in another thread.
 
-- calls ``close_old_connections()`` before every task, so a connection that broke or outlived
-  ``CONN_MAX_AGE`` is replaced rather than reused;
-- closes its connections when it runs out of work, so after a batch no more connections are
-  open than there were workers, and none is left for the garbage collector to finalise in
-  some other thread.
+One pool for the process, not one per batch: twenty batches at once share ``size`` threads
+(``POC_API_MAX_WORKERS``), taking turns item by item, each never running more than its own
+concurrency at once. A worker with nothing to do for ``IDLE_SECONDS`` ends. Tasks run in a
+copy of the submitter's ``contextvars`` context, so its request id follows the work.
 
-``concurrent.futures.ThreadPoolExecutor`` has an initializer hook but no finalizer, so its
-threads could not close their connections when done; that is why this module starts its
-threads itself. Tasks run in a copy of the caller's ``contextvars`` context, so the caller's
-request id follows the work into the workers.
+``IN_FLIGHT`` counts the calls being sent in this process, from pool workers and request
+threads alike; the transport waits for a free place (at most until the call's deadline), so
+no more calls are in flight, and no more connections open, than the bound.
 """
+
+from __future__ import annotations
 
 import contextvars
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from django.db import close_old_connections, connections
 
-_WORKER_DONE = object()
+IDLE_SECONDS = 2.0
 
 
-def iter_in_threads[T, R](
-    func: Callable[[T], R],
-    items: Sequence[T],
-    *,
-    workers: int,
-    name: str = "api-worker",
-) -> Iterator[tuple[int, R | BaseException]]:
-    """Run ``func`` on every item with at most ``workers`` threads.
+class _InFlight:
+    """A semaphore whose size is given at each entry (the settings may change in tests)."""
 
-    Yields ``(index, result)`` pairs in completion order; an exception raised by ``func``
-    is yielded as the result, so one failure never stops the others. If the consumer stops
-    iterating early (a client went away), workers finish their current task, start no new
-    ones, and are joined before this generator returns.
-    """
-    if not items:
-        return
-    workers = max(1, min(workers, len(items)))
-    tasks: queue.SimpleQueue[tuple[int, T]] = queue.SimpleQueue()
-    for pair in enumerate(items):
-        tasks.put(pair)
-    results: queue.SimpleQueue[object] = queue.SimpleQueue()
-    stop = threading.Event()
-    context = contextvars.copy_context()
+    def __init__(self) -> None:
+        self._free = threading.Condition()
+        self.busy = 0
 
-    def work() -> None:
+    def enter(self, limit: int, timeout: float) -> bool:
+        with self._free:
+            if not self._free.wait_for(lambda: self.busy < limit, timeout=max(timeout, 0)):
+                return False
+            self.busy += 1
+            return True
+
+    def leave(self) -> None:
+        with self._free:
+            self.busy -= 1
+            self._free.notify()
+
+
+IN_FLIGHT = _InFlight()
+
+
+class _Batch:
+    def __init__(self, func: Callable[[Any], Any], items: Sequence[Any], concurrency: int) -> None:
+        self.func = func
+        self.pending: deque[tuple[int, Any]] = deque(enumerate(items))
+        self.concurrency = concurrency
+        self.running = 0
+        self.results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self.context = contextvars.copy_context()
+
+    @property
+    def runnable(self) -> bool:
+        return bool(self.pending) and self.running < self.concurrency
+
+
+class WorkerPool:
+    """At most ``size`` threads, shared fairly by every batch submitted to them."""
+
+    def __init__(self, name: str = "api-worker") -> None:
+        self.name = name
+        self._lock = threading.Condition()
+        self._batches: deque[_Batch] = deque()
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0
+        self._serial = 0
+
+    @property
+    def threads(self) -> int:
+        with self._lock:
+            return len(self._threads)
+
+    def map_unordered[T, R](
+        self, func: Callable[[T], R], items: Sequence[T], *, concurrency: int, size: int
+    ) -> Iterator[tuple[int, R | BaseException]]:
+        """Run ``func`` on every item, at most ``concurrency`` at once, on at most ``size``
+        threads (for the whole process).
+
+        Yields ``(index, result)`` pairs in completion order; an exception raised by ``func``
+        is yielded as the result, so one failure never stops the others. If the consumer
+        stops early (a client went away), no new item of this batch starts, and the items
+        running are waited for before this generator returns.
+        """
+        if not items:
+            return
+        batch = _Batch(func, items, max(1, concurrency))
+        with self._lock:
+            self._batches.append(batch)
+            self._grow(min(size, len(items)))
+            self._lock.notify_all()
+        done = 0
         try:
-            while not stop.is_set():
-                try:
-                    index, item = tasks.get_nowait()
-                except queue.Empty:
-                    return
+            while done < len(items):
+                yield batch.results.get()
+                done += 1
+        finally:
+            with self._lock:
+                batch.pending.clear()
+                if batch in self._batches:
+                    self._batches.remove(batch)
+                self._lock.wait_for(lambda: batch.running == 0)
+
+    def _grow(self, size: int) -> None:
+        """Start threads until every one that could be busy exists (``size`` at most)."""
+        wanted = sum(min(b.concurrency - b.running, len(b.pending)) for b in self._batches)
+        while len(self._threads) < size and self._idle < wanted:
+            self._serial += 1
+            thread = threading.Thread(
+                target=self._work, name=f"{self.name}-{self._serial}", daemon=True
+            )
+            self._threads.add(thread)
+            self._idle += 1
+            thread.start()
+
+    def _take(self) -> tuple[_Batch, int, Any] | None:
+        """The next item to run, taking batches in turn (round robin); under the lock."""
+        for _ in range(len(self._batches)):
+            batch = self._batches[0]
+            self._batches.rotate(-1)
+            if batch.runnable:
+                index, item = batch.pending.popleft()
+                batch.running += 1
+                self._idle -= 1
+                return batch, index, item
+        return None
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        task = None
+        try:
+            while True:
+                if task is None:
+                    connections.close_all()  # only this thread's: there is nothing to do now
+                    with self._lock:
+                        self._lock.wait_for(self._has_work, timeout=IDLE_SECONDS)
+                        task = self._take()
+                        if task is None:  # leave in the same breath, or _grow would count us
+                            self._threads.discard(me)
+                            self._idle -= 1
+                            return
+                batch, index, item = task
                 close_old_connections()
                 try:
                     # Each task gets its own copy: a Context cannot be entered twice at once.
-                    outcome: R | BaseException = context.copy().run(func, item)
-                except Exception as exc:
+                    outcome: Any = batch.context.copy().run(batch.func, item)
+                except BaseException as exc:  # even SystemExit: a result, not a dead thread
                     outcome = exc
-                results.put((index, outcome))
+                with self._lock:
+                    batch.running -= 1
+                    self._idle += 1
+                    task = self._take()
+                    self._lock.notify_all()
+                if task is None:
+                    connections.close_all()  # before the result, so a caller sees them closed
+                batch.results.put((index, outcome))
+        except BaseException:  # a bug here must not leave the pool counting a dead thread
+            with self._lock:
+                self._threads.discard(me)
+                self._idle -= 1
+                self._lock.notify_all()
+            raise
         finally:
-            connections.close_all()  # only this thread's connections
-            results.put(_WORKER_DONE)
+            connections.close_all()
 
-    threads = [
-        threading.Thread(target=work, name=f"{name}-{n}", daemon=True) for n in range(workers)
-    ]
-    for thread in threads:
-        thread.start()
-    running = len(threads)
-    try:
-        while running:
-            message = results.get()
-            if message is _WORKER_DONE:
-                running -= 1
-                continue
-            yield message  # type: ignore[misc]
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+    def _has_work(self) -> bool:
+        return any(batch.runnable for batch in self._batches)
+
+
+POOL = WorkerPool()
+
+
+def iter_in_threads[T, R](
+    func: Callable[[T], R], items: Sequence[T], *, workers: int
+) -> Iterator[tuple[int, R | BaseException]]:
+    """``func`` over ``items`` on the process's pool, ``workers`` at once (see
+    ``WorkerPool.map_unordered``); the pool has as many threads as ``workers`` at most."""
+    return POOL.map_unordered(func, items, concurrency=workers, size=max(workers, _size()))
+
+
+def _size() -> int:
+    from .conf import api_settings  # the bound of the whole process: the default settings'
+
+    return api_settings().MAX_WORKERS

@@ -21,10 +21,18 @@ from concurrent.futures import Future
 
 from django.db import close_old_connections, connection, connections, transaction
 
-from .context import get_request_id
+from .context import get_actor, get_request_id
 from .messages import Call, Outcome
 from .models import Exchange
-from .redaction import redact_body, redact_headers, redact_url, scrub, truncate
+from .redaction import (
+    redact_body,
+    redact_headers,
+    redact_url,
+    scrub,
+    storable,
+    storable_headers,
+    truncate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,22 +40,25 @@ _DONE = None
 _MAX_ROWS_PER_COMMIT = 500
 MAX_URL = 4096
 MAX_SMALLINT = 32767
+MAX_ERROR = 2000
 
 
 def exchange_for(
     call: Call, outcome: Outcome, *, secrets: Iterable[str], body_limit: int, batch_id: str = ""
 ) -> Exchange:
-    """The row that records ``call`` and what became of it, every secret redacted."""
+    """The row that records ``call`` and what became of it, every secret redacted, every text
+    storable whatever the API sent (``api_client.redaction``)."""
     secrets = tuple(secrets)
     url, path = redact_url(call.url), redact_url(call.path)
-    request_headers = redact_headers(outcome.headers)
-    request_body = scrub(redact_body(call.body, request_headers.get("Content-Type", "")), secrets)
+    request_headers = storable_headers(redact_headers(outcome.headers, secrets))
+    content_type = request_headers.get("Content-Type", "")
+    request_body = storable(redact_body(call.body, content_type, secrets))
     response, error = outcome.response, outcome.error
     response_headers, response_body, truncated = {}, "", False
     if response is not None:
-        response_headers = redact_headers(response.headers)
-        response_body = scrub(redact_body(response.content, response.content_type), secrets)
-        response_body, truncated = truncate(response_body, body_limit)
+        response_headers = storable_headers(redact_headers(response.headers, secrets))
+        response_body = redact_body(response.content, response.content_type, secrets)
+        response_body, truncated = truncate(storable(response_body), body_limit)
     status = response.status if response is not None else None
     logger.info(
         "%s %s -> %s in %.1f ms (attempts=%d) request headers=%s",
@@ -66,17 +77,18 @@ def exchange_for(
         path=path[:MAX_URL],
         request_headers=request_headers,
         request_body=truncate(request_body, body_limit)[0],
-        status=status,
+        status=status if status is None or 0 <= status <= MAX_SMALLINT else None,
         response_headers=response_headers,
         response_body=response_body,
         response_truncated=truncated,
         duration_ms=round(outcome.duration_ms, 3),
         attempts=min(outcome.attempts, MAX_SMALLINT),
-        error=scrub(error.message, secrets) if error else "",
-        error_code=error.code if error else "",
+        error=storable(scrub(error.message, secrets))[:MAX_ERROR] if error else "",
+        error_code=error.code[:40] if error else "",
         thread=f"{thread.name} ({thread.ident})"[:100],
         request_id=get_request_id(),
         batch_id=batch_id,
+        actor=get_actor(),
     )
 
 

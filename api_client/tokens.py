@@ -41,6 +41,7 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError
 from django.db.models import F, Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import grants
 from .conf import ApiSettings
@@ -53,6 +54,7 @@ from .exceptions import (
 )
 from .messages import ApiResponse
 from .models import Token, TokenState, credential_key
+from .redaction import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,15 @@ logger = logging.getLogger(__name__)
 PostForm = Callable[[Mapping[str, str], Mapping[str, str]], ApiResponse]
 
 _POLL_SECONDS = 0.05
+MAX_ERROR = 500  # characters of a stored token error
+# After a fresh token was refused too (401 again), 401s are handed back without a refresh
+# for this long: an API that refuses every token must not cost a grant per call.
+REFUSED_COOLDOWN = 60.0
+REFUSES_FRESH_TOKENS = (
+    "The API refuses fresh access tokens (401 right after a refresh), so pocclient stops "
+    "refreshing for a minute; check the client's scope (POC_API_SCOPE) and its permissions "
+    "at the provider."
+)
 _OWNER = f"{os.uname().nodename[:30]}:{os.getpid()}"
 
 
@@ -125,11 +136,18 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _KEPT_TOKENS = 8  # the current tokens and a few before them, per credential
 _known: dict[str, deque[str]] = {}
+_refused_until: dict[str, float] = {}  # credential key -> time.monotonic()
 
 
 def clear_cache() -> None:
     """Forget cached tokens, so the next call reads the database as a new process would."""
     _cache.clear()
+    _refused_until.clear()
+
+
+def all_held_secrets() -> tuple[str, ...]:
+    """Every token this process has held, for any credential (the debug page scrubs them)."""
+    return tuple(value for known in list(_known.values()) for value in known)
 
 
 def _lock_for(key: str) -> threading.Lock:
@@ -140,7 +158,7 @@ def _lock_for(key: str) -> threading.Lock:
 class TokenManager:
     def __init__(self, config: ApiSettings, post_form: PostForm) -> None:
         self.config = config
-        self.key = credential_key(config.TOKEN_URL, config.CLIENT_ID)
+        self.key = credential_key(config.TOKEN_URL, config.CLIENT_ID, config.SCOPE)
         self._post_form = post_form
         basic = grants.basic_credentials(config).removeprefix("Basic ")
         self._credentials = tuple(value for value in (config.CLIENT_SECRET, basic) if value)
@@ -208,6 +226,15 @@ class TokenManager:
         shown must scrub. In memory; no query."""
         return (*self._credentials, *_known.get(self.key, ()))
 
+    def refusing(self) -> bool:
+        """Whether the API refused a fresh token lately (a 401 is then not worth a refresh)."""
+        return _refused_until.get(self.key, 0.0) > time.monotonic()
+
+    def refused_fresh_token(self) -> None:
+        if not self.refusing():
+            logger.warning(REFUSES_FRESH_TOKENS)
+        _refused_until[self.key] = time.monotonic() + REFUSED_COOLDOWN
+
     def learn(self, values: Iterable[str]) -> None:
         """Remember token values seen (a token response, a row read) as secrets to scrub."""
         known = _known.setdefault(self.key, deque(maxlen=_KEPT_TOKENS))
@@ -267,36 +294,31 @@ class TokenManager:
     def _refresh_under_lease(self, row: Token, owner: str) -> Token:
         try:
             grant = self._grant(row)
+            self.learn((grant.access_token, grant.refresh_token))
+            now = timezone.now()
+            values = {
+                "access_token": grant.access_token,
+                "expires_at": now + timedelta(seconds=grant.expires_in),
+                "obtained_at": now,
+                # A refresh grant keeps the scope granted first (RFC 6749 6), and a provider
+                # that does not say which it granted granted what was asked.
+                "scope": grant.scope or row.scope or self.config.SCOPE,
+                "refresh_token": grant.refresh_token or row.refresh_token,
+                "last_error": "",
+                "last_error_at": None,
+                "lease_owner": "",
+                "lease_until": None,
+            }
         except Exception as exc:
-            # Release the lease at once, so others need not wait for it to run out.
+            # Whatever failed, release the lease at once, so others need not wait for it to
+            # run out, and say why in words that quote no secret.
             message = (
                 exc.message
                 if isinstance(exc, TokenError)
                 else f"Unexpected {type(exc).__name__} while refreshing the token."
             )
-            try:
-                Token.objects.filter(pk=row.pk, lease_owner=owner).update(
-                    lease_owner="",
-                    lease_until=None,
-                    last_error=message,
-                    last_error_at=timezone.now(),
-                )
-            except DatabaseError:  # the grant's failure is the news; the lease runs out
-                logger.warning("Could not release the token lease", exc_info=True)
-            _cache.pop(self.key, None)
+            self._release(row, owner, scrub(message, self.held_secrets())[:MAX_ERROR])
             raise
-        now = timezone.now()
-        values = {
-            "access_token": grant.access_token,
-            "expires_at": now + timedelta(seconds=grant.expires_in),
-            "obtained_at": now,
-            "scope": grant.scope or row.scope,
-            "refresh_token": grant.refresh_token or row.refresh_token,
-            "last_error": "",
-            "last_error_at": None,
-            "lease_owner": "",
-            "lease_until": None,
-        }
         try:
             saved = Token.objects.filter(pk=row.pk, lease_owner=owner).update(
                 refresh_count=F("refresh_count") + 1, **values
@@ -326,6 +348,15 @@ class TokenManager:
         )
         return row
 
+    def _release(self, row: Token, owner: str, error: str) -> None:
+        try:
+            Token.objects.filter(pk=row.pk, lease_owner=owner).update(
+                lease_owner="", lease_until=None, last_error=error, last_error_at=timezone.now()
+            )
+        except DatabaseError:  # the grant's failure is the news; the lease runs out
+            logger.warning("Could not release the token lease", exc_info=True)
+        _cache.pop(self.key, None)
+
     def _remember(self, row: Token) -> None:
         self.learn((row.access_token, row.refresh_token))
         due = row.refresh_due_at(self.config.TOKEN_LEEWAY)
@@ -342,6 +373,7 @@ class TokenManager:
                 logger.info("The refresh token was refused; falling back to client credentials.")
         return self._request(grants.client_credentials(self.config))
 
+    @sensitive_variables("fields", "headers")
     def _request(self, fields: dict[str, str]) -> grants.Grant:
         fields, headers = grants.authenticated(self.config, fields)
         try:
@@ -351,7 +383,7 @@ class TokenManager:
                 f"Could not reach the token endpoint {self.config.TOKEN_URL}: {exc.message}",
                 exchange_id=exc.exchange_id,
             ) from exc
-        return grants.read_answer(response, self.config)
+        return grants.read_answer(response, self.config, self.held_secrets())
 
 
 def _first_line(exc: BaseException) -> str:

@@ -8,13 +8,14 @@
 """
 
 import contextvars
+import math
 import uuid
 
 from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from api_client.client import get_client
-from api_client.exceptions import ApiConnectionError, ApiTimeoutError, TokenError
+from api_client.exceptions import ApiError, ApiTimeoutError, RetryLaterError, TokenError
 from api_client.models import Exchange
 
 from .batch import NDJSON, iterate_in, stream_batch
@@ -62,7 +63,10 @@ def send(request: HttpRequest) -> HttpResponse:
         response = client.send(form.call)
     except ApiTimeoutError as exc:
         return JsonResponse(api_error_payload(exc), status=504)
-    except (TokenError, ApiConnectionError) as exc:
+    except RetryLaterError as exc:
+        headers = {"Retry-After": str(math.ceil(exc.retry_after))}
+        return JsonResponse(api_error_payload(exc), status=503, headers=headers)
+    except ApiError as exc:  # no token, no connection, an answer too large to take
         return JsonResponse(api_error_payload(exc), status=502)
     return JsonResponse(response_payload(response, client.tokens.held_secrets()))
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from django.urls import reverse
 
-from api_client.exceptions import ApiError
+from api_client.exceptions import ApiError, RetryLaterError
 from api_client.messages import ApiResponse
 from api_client.models import Exchange
-from api_client.redaction import redact_headers, scrub
+from api_client.redaction import redact_headers, redact_json, scrub
 from api_client.replay import replay_request
 
 
@@ -30,12 +30,23 @@ def decode_body(text: str) -> tuple[Any, bool]:
         return None, False
     try:
         return json.loads(text), True
-    except ValueError:
+    except (ValueError, RecursionError):
         return text, False
 
 
 def response_payload(response: ApiResponse, secrets: tuple[str, ...]) -> dict[str, Any]:
-    body, is_json = decode_body(scrub(response.text, secrets))
+    body, is_json = decode_body(response.text)
+    if is_json:
+        body = redact_json(body, secrets)
+    elif body is not None:
+        body = scrub(body, secrets)
+    warning = response.note or None
+    if response.exchange_id is None:
+        # api_client never lets a failure to record hide the API's answer; say it here.
+        warning = (
+            "The call was made, but it could not be recorded in the exchange log (see the "
+            "server log); it will not appear in the history."
+        )
     return {
         "id": response.exchange_id,
         "status": response.status,
@@ -46,26 +57,25 @@ def response_payload(response: ApiResponse, secrets: tuple[str, ...]) -> dict[st
         "duration_ms": round(response.duration_ms, 1),
         "attempts": response.attempts,
         "request_id": response.request_id,
-        "headers": redact_headers(response.headers),
+        "headers": redact_headers(response.headers, secrets),
         "content_type": response.content_type,
         "size": len(response.content),
         "body": body,
         "body_is_json": is_json,
         "admin_url": admin_url(response.exchange_id),
-        # api_client never lets a failure to record hide the API's answer; say it here.
-        "warning": None
-        if response.exchange_id is not None
-        else "The call was made, but it could not be recorded in the exchange log (see the "
-        "server log); it will not appear in the history.",
+        "warning": warning,
     }
 
 
 def api_error_payload(error: ApiError) -> dict[str, Any]:
-    return {
+    payload = {
         "error": {"code": error.code, "message": error.message},
         "id": error.exchange_id,
         "admin_url": admin_url(error.exchange_id),
     }
+    if isinstance(error, RetryLaterError):
+        payload["retry_after"] = error.retry_after
+    return payload
 
 
 # Fields the history list needs; the bodies (up to LOG_BODY_LIMIT each) stay in the database.

@@ -128,6 +128,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "api_client.middleware.ActorMiddleware",  # the user is who caused the calls
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -231,6 +232,8 @@ STORAGES = {
 
 # --- Security -----------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# Error pages (debug on) hide secrets by name and by value, in frames and settings alike.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "api_client.reporting.SecretsFilter"
 # JSON endpoints answer a CSRF failure with JSON, pages with Django's HTML page.
 CSRF_FAILURE_VIEW = "pocclient.views.csrf_failure"
 # Needed behind a proxy whose public origin differs from the Host Django sees, e.g.
@@ -279,6 +282,8 @@ POC_API = env_settings(
     TOKEN_LEEWAY=("POC_API_TOKEN_LEEWAY", integer()),
     DEFAULT_TOKEN_LIFETIME=("POC_API_DEFAULT_TOKEN_LIFETIME", integer(minimum=1)),
     MAX_REQUEST_BYTES=("POC_API_MAX_REQUEST_BYTES", integer(minimum=1)),
+    MAX_RESPONSE_BYTES=("POC_API_MAX_RESPONSE_BYTES", integer(minimum=1)),
+    DEADLINE=("POC_API_DEADLINE", decimal(minimum=0.1)),
     LOG_BODY_LIMIT=("POC_API_LOG_BODY_LIMIT", integer()),
     EXCHANGE_RETENTION_DAYS=("POC_EXCHANGE_RETENTION_DAYS", integer()),
 )

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.base import DjangoHelpFormatter as _DjangoHelpFormatter
 from django.db import DatabaseError
 
-from api_client.context import is_well_formed, request_id_scope
+from api_client.context import actor_scope, is_well_formed, request_id_scope
 
 BAD_INPUT = 2
 
@@ -48,6 +48,10 @@ class ApiCommand(BaseCommand):
     notes: str = ""
     request_id: str = ""
 
+    @property
+    def name(self) -> str:
+        return type(self).__module__.rsplit(".", 1)[-1]
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         epilog = ""
@@ -67,10 +71,21 @@ class ApiCommand(BaseCommand):
             help="The request id of this run (default: a new one). It is sent as X-Request-ID "
             "and stored on every exchange the run causes.",
         )
+        parser.add_argument(
+            "--user",
+            metavar="NAME",
+            help="Who runs this, recorded with the command's name on every exchange it causes "
+            "(default: the command's name alone).",
+        )
         return parser
 
     def execute(self, *args: Any, **options: Any) -> str | None:
-        with request_id_scope(options.get("request_id")) as current:
+        command = f"command {self.name}"
+        user = options.get("user")
+        with (
+            request_id_scope(options.get("request_id")) as current,
+            actor_scope(f"{user} ({command})" if user else command),
+        ):
             self.request_id = current
             try:
                 return super().execute(*args, **options)

@@ -5,7 +5,6 @@ and the same client goes on working once the fault is gone.
 """
 
 import re
-import threading
 from collections import Counter
 
 import pytest
@@ -20,13 +19,9 @@ from api_client.exceptions import (
 from api_client.models import Exchange
 from bench.common import free_port, stub_api
 from sandbox import stats
-from tests.helpers.waiting import sandbox_requests_once_answered
+from tests.helpers.waiting import sandbox_requests_once_answered, worker_threads_left
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def worker_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("api-worker")]
 
 
 def api_exchanges():
@@ -82,7 +77,7 @@ def test_api_server_stopped_mid_batch(stub_client):
     assert outcomes["ApiConnectionError"] >= 40
     assert set(outcomes) <= {"ok", "ApiConnectionError"}
     assert_every_result_is_recorded(results, "stopped")
-    assert worker_threads() == []
+    assert worker_threads_left() == []
 
     with stub_api(port):  # the API is back: the same client recovers, dead connections and all
         assert [r.status for r in client.request_many(calls[:20], concurrency=8)] == [200] * 20
@@ -113,7 +108,7 @@ def test_connection_resets_are_recorded_and_do_not_poison_the_pool(stub_client):
     # A reset GET was retried once (a read error), a reset POST never (it may have been acted on).
     assert sorted(set(rows.values_list("method", "attempts"))) == [("GET", 2), ("POST", 1)]
     assert [r.status for r in after] == [200] * 20
-    assert worker_threads() == []
+    assert worker_threads_left() == []
 
 
 def test_responses_slower_than_the_read_timeout(configure_api):
@@ -128,7 +123,7 @@ def test_responses_slower_than_the_read_timeout(configure_api):
     assert [r.status for r in results[::2]] == [200] * 4
     assert all(isinstance(r.error, ApiTimeoutError) for r in results[1::2])
     assert all("POC_API_READ_TIMEOUT" in r.error.message for r in results[1::2])
-    assert worker_threads() == []
+    assert worker_threads_left() == []
     # A timed-out GET was tried twice: 4 + 4 x 2 requests, all of them answered in the end.
     assert sandbox_requests_once_answered(12)["total"] == 12
     assert client.get("whoami").ok
@@ -160,7 +155,7 @@ def test_30_percent_random_503s_every_attempt_is_accounted_for(configure_api):
     assert {row.attempts for row in rows if row.method == "GET"} <= {1, 2, 3, 4}
     assert any(row.attempts > 1 for row in rows)
     assert any(row.status == 503 for row in rows if row.method == "POST")
-    assert worker_threads() == []
+    assert worker_threads_left() == []
 
 
 @pytest.mark.parametrize(
@@ -189,7 +184,7 @@ def test_failing_token_endpoint_fails_the_batch_once(
     assert Exchange.objects.filter(kind=Exchange.Kind.TOKEN).count() == 1
     assert sandbox_requests_once_answered(1) == {"total": 1, "by_status": {"500": 1}}
     assert api_exchanges().filter(attempts=0).count() == 40  # none of them was sent
-    assert worker_threads() == []
+    assert worker_threads_left() == []
 
 
 def test_a_single_call_after_a_failed_batch_asks_for_a_token_again(configure_api, sandbox_root):

@@ -1,8 +1,10 @@
 """Waiting for something that happens in another thread or process, with a bound."""
 
+import threading
 import time
 from collections.abc import Callable
 
+from api_client.pool import IDLE_SECONDS
 from sandbox import stats
 
 
@@ -27,3 +29,13 @@ def sandbox_requests_once_answered(expected: int) -> dict:
     """
     settled(lambda: stats.snapshot()["requests"]["total"] >= expected, True)
     return stats.snapshot()["requests"]
+
+
+def worker_threads_left() -> list[threading.Thread]:
+    """The worker pool's threads still alive once they have had time to go idle and end
+    (they stay ``api_client.pool.IDLE_SECONDS`` for the next batch)."""
+
+    def alive() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("api-worker")]
+
+    return settled(alive, [], timeout=IDLE_SECONDS + 5)

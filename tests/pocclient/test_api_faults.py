@@ -7,7 +7,6 @@ exchange log, then checks that the next request is served as if nothing had happ
 """
 
 import json
-import threading
 
 import pytest
 from django.utils import timezone
@@ -16,7 +15,7 @@ from api_client import tokens
 from api_client.models import Exchange, Token
 from bench.common import free_port, stub_api
 from tests.helpers.processes import write_lock_held_by_another_process, writers_give_up_after
-from tests.helpers.waiting import sandbox_requests_once_answered
+from tests.helpers.waiting import sandbox_requests_once_answered, worker_threads_left
 
 from .helpers import ndjson
 
@@ -25,10 +24,6 @@ LOCK_WAIT_MESSAGES = ("database is locked", "lock timeout")
 
 def echo(**changes):
     return {"method": "GET", "path": "echo", **changes}
-
-
-def worker_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("api-worker")]
 
 
 def assert_serving(console) -> None:
@@ -59,7 +54,7 @@ def test_api_stopped_mid_batch_every_item_is_answered_and_recorded(console, conf
     assert summary["ok"] + summary["by_error"]["connection_error"] == 60
     recorded = Exchange.objects.filter(batch_id=summary["batch_id"])
     assert sorted(recorded.values_list("pk", flat=True)) == sorted(i["exchange_id"] for i in items)
-    assert worker_threads() == []
+    assert worker_threads_left() == []
     with stub_api(port):
         assert console.post_json("/api/send", {"method": "GET", "path": "x"}).json()["ok"]
 
@@ -150,7 +145,7 @@ def test_30_percent_503s_in_a_batch_are_counted_and_recorded(console, api_config
     assert set(summary["by_status"]) <= {"200", "503"}
     assert sum(summary["by_status"].values()) == 40
     assert Exchange.objects.filter(batch_id=summary["batch_id"]).count() == 40
-    assert worker_threads() == []
+    assert worker_threads_left() == []
     assert_serving(console)
 
 
