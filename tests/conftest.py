@@ -6,16 +6,35 @@ Tests that talk HTTP use pytest-django's ``live_server``: a real threaded server
 own connection and sees only committed data.
 """
 
+import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from api_client import tokens
 from api_client.client import ApiClient, reset_client
 from api_client.conf import ApiSettings, api_settings
 from sandbox import stats
+from tests.helpers.hostile import CONFIG, HostileServer, serve_hostile
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Test databases of this run's own (``.test-db-run<pid>.sqlite3``, ``test_<name>_run<pid>``
+    on PostgreSQL): two runs at once on one machine, two engineers' or CI's and yours, must
+    never share one."""
+    suffix = f"run{os.getpid()}"
+    for database in settings.DATABASES.values():
+        test = database.setdefault("TEST", {})
+        if database["ENGINE"].endswith("sqlite3"):
+            name = Path(test.get("NAME") or ".test-db.sqlite3")
+            test["NAME"] = str(name.with_name(f"{name.stem}-{suffix}{name.suffix}"))
+        else:
+            test["NAME"] = f"{test.get('NAME') or 'test_' + database['NAME']}_{suffix}"
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +120,49 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# --- a hostile API (tests/helpers/hostile.py) ------------------------------------------------
+
+HOSTILE_ID, HOSTILE_SECRET = CONFIG["client_id"], CONFIG["client_secret"]
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    with serve_hostile() as server:
+        yield server
+
+
+@pytest.fixture
+def hostile_config(hostile: HostileServer, settings) -> Callable[..., ApiClient]:
+    """``configure(**POC_API keys)``: POC_API pointed at the hostile server (for views and
+    commands too); returns a fresh client built from it."""
+    clients: list[ApiClient] = []
+
+    def configure(**changes: object) -> ApiClient:
+        settings.POC_API = {
+            **settings.POC_API,
+            "BASE_URL": f"{hostile.url}/api/",
+            "TOKEN_URL": f"{hostile.url}/oauth/token",
+            "CLIENT_ID": HOSTILE_ID,
+            "CLIENT_SECRET": HOSTILE_SECRET,
+            "CONNECT_TIMEOUT": 2.0,
+            "READ_TIMEOUT": 30.0,
+            "BACKOFF_FACTOR": 0.0,
+            "RETRIES": 0,
+            **changes,
+        }
+        tokens.clear_cache()
+        client = ApiClient(api_settings())
+        clients.append(client)
+        return client
+
+    yield configure
+    for client in clients:
+        client.close()
+    tokens.clear_cache()
+
+
+@pytest.fixture
+def hostile_client(hostile_config) -> ApiClient:
+    return hostile_config()

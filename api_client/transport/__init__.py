@@ -148,12 +148,17 @@ class Transport:
         declared = int(length) if length.isdigit() and len(length) < 19 else None
         # A plain body that says it is too long is refused after its first part.
         enough = keep if declared is not None and declared > limit else limit
-        body = bytearray()
+        # A list, not a growing bytearray: no copy of everything read so far each time it
+        # grows, so a body costs its own size and no more until it is joined.
+        chunks: list[bytes] = []
+        size = 0
         for chunk in response.stream(_CHUNK, decode_content=True):
-            body += chunk
-            if len(body) > enough:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > enough:
                 response.close()  # the rest is never read; the connection is not reused
-                reply.content = bytes(body[:keep])
+                reply.content = _first(chunks, keep)
+                del chunks
                 error = ResponseTooLargeError(
                     f"The API's answer is larger than {limit} bytes"
                     f"{' after decompression' if response.headers.get('Content-Encoding') else ''}"
@@ -163,7 +168,7 @@ class Transport:
                 )
                 error.reply = reply
                 raise error
-        return bytes(body)
+        return b"".join(chunks)
 
     def _pool(self, origin: str) -> HTTPConnectionPool:
         # PoolManager.urlopen parses the URL and looks its pool up on every call; a client
@@ -184,6 +189,17 @@ class Transport:
                 pool.close()
         self._pools.clear()
         self._by_origin.clear()
+
+
+def _first(chunks: list[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of ``chunks``, copying no more than that."""
+    first, taken = [], 0
+    for chunk in chunks:
+        if taken >= size:
+            break
+        first.append(chunk[: size - taken])
+        taken += len(first[-1])
+    return b"".join(first)
 
 
 def _split(url: str) -> tuple[str, str]:

@@ -23,7 +23,8 @@ Behaviours are chosen by the first path segment that names one, under any prefix
 
 - ``bomb?mb=200&encoding=gzip,gzip``: zeros compressed once per listed coding (gzip or
   deflate; ``Content-Encoding: gzip, gzip`` is what urllib3 decodes as a chain), cached;
-- ``huge?mb=500[&chunked=1]``: that many zeros, streamed, with Content-Length or chunked;
+- ``huge?mb=500[&chunked=1][&status=200]``: that many zeros, streamed, with Content-Length
+  or chunked;
 - ``drip-body?interval=2&length=1000000``: headers at once, then a byte per interval;
 - ``drip-headers?interval=1``: the status line, then a header line per interval, forever;
 - ``slow?delay=0``: ``{"ok": true}`` after the delay;
@@ -289,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
     def behave_huge(self) -> None:
         size = int(self._number("mb", 500) * MiB)
         chunked = self.query.get("chunked") == "1"
-        self.send_response(200)
+        self.send_response(int(self._number("status", 200)))
         self.send_header("Content-Type", "application/json")  # tempts a client to parse it
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
