@@ -27,6 +27,8 @@ run: export POC_API_BASE_URL ?= http://$(HOST):$(PORT)/sandbox/api/
 run: export POC_API_TOKEN_URL ?= http://$(HOST):$(PORT)/sandbox/oauth/token
 run: $(VENV)/.run-deps
 	$(PY) manage.py migrate --no-input
+# Deployment warnings (SQLite's WAL-reset bug) are shown here, not by every command.
+	$(PY) manage.py check --deploy --tag sqlite
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

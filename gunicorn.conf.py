@@ -9,6 +9,10 @@ of them for as long as it streams, and starts up to POC_API_MAX_WORKERS threads 
 each with its own database connection (see the README on threads and connections).
 """
 
+import os
+import runpy
+import sys
+
 wsgi_app = "pocclient.wsgi:application"
 bind = ["0.0.0.0:8000"]
 worker_class = "gthread"
@@ -25,3 +29,19 @@ forwarded_allow_ips = "127.0.0.1,::1"
 # gunicorn's control socket has one default path per user: a second instance on the host (or a
 # test run) would take it over. Enable it with --control-socket PATH when you use gunicornc.
 control_socket_disable = True
+
+
+def on_starting(server: object) -> None:
+    """Refuse to start on a bad environment value with one line naming it, exit status 2,
+    before binding a port or booting a worker (each would fail alike; see pocclient/wsgi.py).
+
+    The settings run in a throwaway namespace: the workers, not this master process, load the
+    settings they serve with.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        runpy.run_module(os.environ.get("DJANGO_SETTINGS_MODULE", "pocclient.settings"))
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"ImproperlyConfigured: {exc}\n")
+        sys.exit(2)

@@ -6,9 +6,11 @@ class ApiClientConfig(AppConfig):
     verbose_name = "API client"
 
     def ready(self) -> None:
+        from django.contrib import admin
         from django.db.models.signals import post_migrate
 
         from . import checks, conf  # noqa: F401 (registers checks and the settings receiver)
         from .permissions import ensure_console_users_group
 
         post_migrate.connect(ensure_console_users_group, sender=self)
+        checks.warn_on_admin_index(admin.site)

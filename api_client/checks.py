@@ -1,18 +1,29 @@
-"""System checks: configuration mistakes reported before the first request, with hints."""
+"""System checks: configuration mistakes reported before the first request, with hints.
 
+The SQLite warning (W001) is about a choice of deployment, not about this run: it is a deploy
+check, shown where that choice is made (``manage.py check --deploy``, ``make run``, the admin
+index) rather than on the stderr of every command a cron job runs.
+"""
+
+import functools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.core.checks import CheckMessage, Error, Warning, register, run_checks
+from django.http import HttpRequest, HttpResponse
 
 from .conf import ApiSettings, api_settings
 
 # SQLite 3.7.0 through 3.51.2 can corrupt a WAL database when two connections write or
 # checkpoint at the same moment ("WAL-reset bug"); 3.51.3 fixed it.
 SQLITE_WAL_RESET_FIXED = (3, 51, 3)
+# `manage.py check --deploy --tag sqlite` runs the SQLite checks alone (as `make run` does).
+SQLITE_TAG = "sqlite"
 
 
 @register()
@@ -40,7 +51,7 @@ def uses_sqlite() -> bool:
     return any(db["ENGINE"].endswith("sqlite3") for db in settings.DATABASES.values())
 
 
-@register()
+@register(SQLITE_TAG, deploy=True)
 def check_sqlite_version(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
@@ -57,3 +68,26 @@ def check_sqlite_version(
             id="api_client.W001",
         )
     ]
+
+
+def deployment_warnings() -> list[CheckMessage]:
+    """What the SQLite checks find in this process, for the pages that show it."""
+    return run_checks(tags=[SQLITE_TAG], include_deployment_checks=True)
+
+
+def warn_on_admin_index(site: AdminSite) -> None:
+    """Show ``deployment_warnings`` as warning boxes on ``site``'s index page: the admin is
+    where whoever runs pocclient on SQLite looks, a cron job's mail is not."""
+    index = site.index
+
+    @functools.wraps(index)
+    def index_with_warnings(
+        request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        for warning in deployment_warnings():
+            messages.warning(
+                request, f"{warning.msg} {warning.hint} ({warning.id})", fail_silently=True
+            )
+        return index(request, extra_context)
+
+    site.index = index_with_warnings  # type: ignore[method-assign]

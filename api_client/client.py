@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -32,10 +31,11 @@ from . import grants
 from .conf import ApiSettings, api_settings
 from .context import REQUEST_ID_HEADER, get_request_id
 from .deadline import deadline
-from .exceptions import ApiError, InvalidRequestError
+from .exceptions import ApiError, InvalidRequestError, TokenError
+from .ledger import LEDGER, SETTLE_GRACE
 from .messages import ApiRequest, ApiResponse, BatchResult, Call, Outcome, Reply
 from .pool import iter_in_threads
-from .recording import ExchangeWriter, exchange_for, store
+from .recording import completion, pending_exchange
 from .tokens import REFUSES_FRESH_TOKENS, TokenManager
 from .transport import DEFAULT_HEADERS, Transport
 from .validation import (
@@ -151,23 +151,26 @@ class ApiClient:
         *,
         batch_id: str = "",
         token_failures_since: datetime | None = None,
-        writer: ExchangeWriter | None = None,
+        wait: bool = True,
     ) -> ApiResponse:
         """Send a prepared call with a bearer token; one refresh and one retry after a 401.
 
-        ``token_failures_since`` is passed on to ``TokenManager.get_token``, and a batch's
-        ``writer`` stores the exchange (the id is then a future until ``_run_many`` settles
-        it).
+        ``token_failures_since`` is passed on to ``TokenManager.get_token``; ``wait=False``
+        (a batch) returns before the end of the call is committed to the log.
         """
         headers = self._headers(call, {"Accept": "application/json"})
         if call.body is not None:
             headers.setdefault("Content-Type", "application/json")
+        try:
+            token = self.tokens.get_token(failed_since=token_failures_since)
+        except TokenError as exc:  # never sent: on record at once, as failed
+            self._never_sent(call, headers, exc, batch_id)
+            raise
+        headers["Authorization"] = f"Bearer {token}"
 
         @sensitive_variables("token")
         def attempt(outcome: Outcome) -> Reply:
-            token = self.tokens.get_token(failed_since=token_failures_since)
-            outcome.headers["Authorization"] = f"Bearer {token}"
-            outcome.restart()  # the call's own time, not the wait for a token
+            nonlocal token
             reply = self.transport.send(call.method, call.url, outcome.headers, call.body)
             if reply.status != 401:
                 return reply
@@ -186,7 +189,7 @@ class ApiClient:
                 outcome.note = REFUSES_FRESH_TOKENS
             return again
 
-        return self._exchange(call, headers, attempt, batch_id=batch_id, writer=writer)
+        return self._exchange(call, headers, attempt, batch_id=batch_id, wait=wait)
 
     @sensitive_variables("fields", "headers", "body", "own")
     def _post_token_form(
@@ -221,15 +224,26 @@ class ApiClient:
         attempt: Callable[[Outcome], Reply],
         *,
         batch_id: str = "",
-        writer: ExchangeWriter | None = None,
+        wait: bool = True,
     ) -> ApiResponse:
-        """Run ``attempt``, time it, record the call and what became of it, raise its error.
+        """Record the call as pending, run ``attempt``, time it, record what became of it,
+        raise its error.
 
-        A token that cannot be had leaves a call sent 0 times; a network failure one whose
-        error says how often it was tried.
+        The pending row is committed before anything is sent (``api_client.ledger``); if it
+        cannot be, the call is not sent and ``LedgerError`` says so.
         """
+        secrets = self.tokens.held_secrets()
+        exchange = pending_exchange(
+            call,
+            headers,
+            secrets=secrets,
+            body_limit=self.config.LOG_BODY_LIMIT,
+            batch_id=batch_id,
+            settle_by=timezone.now() + timedelta(seconds=self.config.DEADLINE) + SETTLE_GRACE,
+        )
+        request_id = exchange.request_id
+        LEDGER.open(exchange)
         outcome = Outcome(headers=headers)
-        request_id = get_request_id()
         try:
             with deadline(self.config.DEADLINE):  # the whole call, a 401's refresh included
                 reply = attempt(outcome)
@@ -253,20 +267,29 @@ class ApiClient:
                 request_id=request_id,
                 note=outcome.note,
             )
-        exchange = exchange_for(
-            call,
-            outcome,
-            secrets=self.tokens.held_secrets(),
-            body_limit=self.config.LOG_BODY_LIMIT,
-            batch_id=batch_id,
+        fields = completion(
+            exchange, outcome, secrets=secrets, body_limit=self.config.LOG_BODY_LIMIT
         )
-        exchange_id = writer.submit(exchange) if writer is not None else store(exchange)
+        LEDGER.close(exchange, fields, wait=wait)
         if outcome.error is not None:
-            outcome.error.exchange_id, outcome.error.request_id = exchange_id, request_id
+            outcome.error.exchange_id, outcome.error.request_id = exchange.pk, request_id
             raise outcome.error
         assert outcome.response is not None  # noqa: S101 (no error means a response)
-        outcome.response.exchange_id = exchange_id
+        outcome.response.exchange_id = exchange.pk
         return outcome.response
+
+    def _never_sent(
+        self, call: Call, headers: dict[str, str], error: ApiError, batch_id: str
+    ) -> None:
+        secrets = self.tokens.held_secrets()
+        limit = self.config.LOG_BODY_LIMIT
+        exchange = pending_exchange(
+            call, headers, secrets=secrets, body_limit=limit, batch_id=batch_id
+        )
+        outcome = Outcome(headers=headers, error=error)
+        for name, value in completion(exchange, outcome, secrets=secrets, body_limit=limit).items():
+            setattr(exchange, name, value)
+        error.exchange_id, error.request_id = LEDGER.record(exchange), exchange.request_id
 
     # --- many calls --------------------------------------------------------------------------
 
@@ -287,21 +310,17 @@ class ApiClient:
         # When the token cannot be had, the items of the batch share that failure rather than
         # each asking the token endpoint again (and each waiting out its timeout if it hangs).
         token_failures_since = timezone.now()
-        writer = ExchangeWriter()
 
         def send(item: Item) -> ApiResponse:
             return self.send(
                 self.prepare(item),
                 batch_id=batch_id,
                 token_failures_since=token_failures_since,
-                writer=writer,
+                wait=False,
             )
 
         try:
             for index, outcome in iter_in_threads(send, items, workers=workers):
-                pending = getattr(outcome, "exchange_id", None)
-                if isinstance(pending, Future):
-                    outcome.exchange_id = pending.result()  # committed by now, or soon
                 request = items[index]
                 if isinstance(request, Call):
                     request = request.request
@@ -312,7 +331,7 @@ class ApiClient:
                         logger.error("Unexpected error in batch item %d", index, exc_info=outcome)
                     yield BatchResult(index, request, error=outcome)
         finally:
-            writer.close()  # every exchange of the batch is committed before it returns
+            LEDGER.flush()  # every exchange of the batch is committed before it returns
 
     def request_many(
         self, requests_: Iterable[Item], *, concurrency: int | None = None, batch_id: str = ""

@@ -36,12 +36,22 @@ class ApiError(Exception):
         self.exchange_id = exchange_id
         self.attempts = 0  # how often the call was sent before it failed (0: never)
         self.reply: Any = None  # what the API sent before the call failed, to be recorded
+        # Whether the request reached the API: False when it surely did not (refused, never
+        # sent), None when it may have (broken off after sending).
+        self.reached: bool | None = False
         super().__init__(self.message)
 
     @property
     def code(self) -> str:
         """A stable machine-readable name, e.g. ``timeout`` or ``http_503``."""
         return getattr(self, "error_code", type(self).__name__)
+
+
+class LedgerError(ApiError):
+    """The exchange log could not record a call; one that needs its record first (every call
+    that may reach the API) is then not sent."""
+
+    error_code = "not_recorded"
 
 
 class InvalidRequestError(ApiError):

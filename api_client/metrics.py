@@ -1,22 +1,22 @@
 """Numbers about exchanges: percentiles, and the figures of the admin's summary page.
 
-Everything is computed in the database with a bounded number of queries, whatever the size of
-the table: counts by status class in one aggregate per window, a percentile with one indexed
-``ORDER BY ... LIMIT 1 OFFSET k``, and a chart's buckets as conditional counts in one query
-(portable to SQLite and PostgreSQL, and no per-row date function, which on SQLite would be a
-Python call per row).
+The summary reads the per-minute rollup (``ExchangeRollup``), never the exchange table: a
+window's counts by status class and its latency percentiles from one grouped query, a chart's
+buckets from one query of conditional sums. Neither grows with the number of calls.
 """
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Q, Sum
 
-from .models import FAILED, Exchange, ExchangeQuerySet, StatusClass
+from .models import Exchange, ExchangeRollup, StatusClass, rollup
 
 # The classes the summary shows, in its order.
+FAILED_CLASSES = (0, 4, 5)  # no answer, 4xx, 5xx
 SUMMARY_CLASSES = (
     StatusClass.SUCCESS,
     StatusClass.REDIRECTION,
@@ -43,16 +43,6 @@ def percentile(values: Sequence[float], percent: float) -> float | None:
     return sorted(values)[rank(len(values), percent)]
 
 
-def duration_percentile(queryset: ExchangeQuerySet, count: int, percent: float) -> float | None:
-    """The percentile of ``duration_ms`` over ``queryset``, which holds ``count`` rows."""
-    if count < 1:
-        return None
-    index = rank(count, percent)
-    ordered = queryset.order_by("duration_ms").values_list("duration_ms", flat=True)
-    found = list(ordered[index : index + 1])
-    return found[0] if found else None
-
-
 @dataclass(frozen=True, slots=True)
 class WindowStats:
     label: str
@@ -70,31 +60,41 @@ class WindowStats:
 
 
 def window_stats(label: str, since: datetime) -> WindowStats:
-    recent = Exchange.objects.filter(created_at__gte=since)
-    aggregates = {
-        "total": Count("id", filter=Q(kind=Exchange.Kind.API)),
-        "failed": Count("id", filter=Q(kind=Exchange.Kind.API) & FAILED),
-        "token_requests": Count("id", filter=Q(kind=Exchange.Kind.TOKEN)),
-    }
-    for status_class in SUMMARY_CLASSES:
-        aggregates[f"class{status_class}"] = Count(
-            "id", filter=Q(kind=Exchange.Kind.API) & status_class.q()
-        )
-    row = recent.aggregate(**aggregates)
-    calls = recent.filter(kind=Exchange.Kind.API)
+    """Calls since ``since`` (to the minute), from the per-minute rollup: one grouped query
+    over at most a day's minutes, however many calls they counted."""
+    rows = (
+        ExchangeRollup.objects.filter(minute__gte=_minute(since))
+        .values_list("kind", "status_class", "bucket")
+        .annotate(calls=Sum("calls"))
+        .order_by()
+    )
+    by_class: Counter[int] = Counter()
+    durations: Counter[int] = Counter()
+    tokens = 0
+    for kind, status_class, bucket, calls in rows:
+        if kind == Exchange.Kind.TOKEN:
+            tokens += calls
+            continue
+        by_class[status_class] += calls
+        durations[bucket] += calls
+    total = sum(by_class.values())
     return WindowStats(
         label=label,
         since=since,
-        total=row["total"],
-        failed=row["failed"],
+        total=total,
+        failed=sum(by_class[c] for c in FAILED_CLASSES),
         by_class=tuple(
-            (str(status_class.label), int(status_class), row[f"class{status_class}"])
+            (str(status_class.label), int(status_class), by_class[status_class])
             for status_class in SUMMARY_CLASSES
         ),
-        p50=duration_percentile(calls, row["total"], 50),
-        p95=duration_percentile(calls, row["total"], 95),
-        token_requests=row["token_requests"],
+        p50=rollup.percentile(durations, 50),
+        p95=rollup.percentile(durations, 95),
+        token_requests=tokens,
     )
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +115,14 @@ def calls_over_time(end: datetime, step: timedelta, buckets: int) -> list[Bucket
         for n in reversed(range(buckets))
     ]
     edges = [*starts, starts[-1] + step]
-    calls = Exchange.objects.filter(
-        kind=Exchange.Kind.API, created_at__gte=edges[0], created_at__lt=edges[-1]
+    calls = ExchangeRollup.objects.filter(
+        kind=Exchange.Kind.API, minute__gte=edges[0], minute__lt=edges[-1]
     )
+    failed = Q(status_class__in=FAILED_CLASSES)
     aggregates = {}
     for n in range(buckets):
-        inside = Q(created_at__gte=edges[n], created_at__lt=edges[n + 1])
-        aggregates[f"t{n}"] = Count("id", filter=inside)
-        aggregates[f"f{n}"] = Count("id", filter=inside & FAILED)
+        inside = Q(minute__gte=edges[n], minute__lt=edges[n + 1])
+        aggregates[f"t{n}"] = Sum("calls", filter=inside, default=0)
+        aggregates[f"f{n}"] = Sum("calls", filter=inside & failed, default=0)
     row = calls.aggregate(**aggregates)
     return [Bucket(edges[n], edges[n + 1], row[f"t{n}"], row[f"f{n}"]) for n in range(buckets)]

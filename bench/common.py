@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -49,7 +50,7 @@ def stub_api(port: int | None = None) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Served:
     """A running server of this project: where it listens, its database file, its log."""
 
@@ -57,6 +58,13 @@ class Served:
     database: Path
     log: Path
     environ: dict[str, str]
+    process: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process it started (a crash, not a shutdown)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
 
     def manage(self, *args: str, **environ: str) -> None:
         """Run a management command against this server's database and settings (quietly,
@@ -112,15 +120,23 @@ def project_server(
             *("--workers", str(workers), "--threads", str(threads)),
         ]
     with log.open("w") as output:
+        # A session of its own, so that a test can kill it with its workers (Served.kill).
         process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+    served.process = process
     try:
         wait_for_port(port)
         yield served
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -158,8 +174,10 @@ def setup_django(**environ: str) -> Path:
     # Log lines are formatted as in production, then dropped: their cost is measured, but
     # the terminal does not scroll 10,000 lines.
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the run)
+        listener = getattr(handler, "listener", None)  # lines written by a thread of their own
+        for writer in [handler, *(listener.handlers if listener else ())]:
+            if isinstance(writer, logging.StreamHandler):
+                writer.setStream(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the run)
     return directory
 
 

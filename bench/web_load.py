@@ -28,6 +28,7 @@ import json
 import math
 import re
 import sqlite3
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -219,6 +220,53 @@ def console_load(app: Served, args: argparse.Namespace) -> Run:
     )
 
 
+def send_load(app: Served, headers: dict[str, str], path: str, total: int, clients: int) -> Run:
+    """``total`` POSTs of one call to ``path`` (``/api/send``, or the bare view)."""
+
+    def work(session: requests.Session, index: int) -> Outcome:
+        answer = session.post(f"{app.url}{path}", json=CALL, timeout=60)
+        return Outcome(path, answer.status_code, 0.0)
+
+    return run_load(
+        work,
+        lambda session: session.headers.update(headers),
+        lambda index: path,
+        total=total,
+        clients=clients,
+        time_limit=600,
+    )
+
+
+def send_against_bare(app: Served, args: argparse.Namespace) -> None:
+    """``POST /api/send`` against the bare view (bench/urls.py), in alternating rounds."""
+    headers = log_in(app)
+    rounds: dict[str, list[Run]] = {"/api/send": [], "/bench/bare-send": []}
+    send_load(app, headers, "/api/send", 500, args.send_clients)  # warm up both
+    send_load(app, headers, "/bench/bare-send", 500, args.send_clients)
+    for _ in range(args.rounds):
+        for path, runs in rounds.items():
+            runs.append(send_load(app, headers, path, args.send_requests, args.send_clients))
+    print(
+        f"\n== /api/send against the bare view: {args.rounds} alternating rounds of "
+        f"{args.send_requests} requests from {args.send_clients} clients, medians of rounds"
+    )
+    figures = {}
+    for path, runs in rounds.items():
+        rate = statistics.median(len(r.outcomes) / r.seconds for r in runs)
+        p50 = statistics.median(percentile(r.latencies(), 50) for r in runs) * 1000
+        p99 = statistics.median(percentile(r.latencies(), 99) for r in runs) * 1000
+        failed = sum(o.status != 200 for r in runs for o in r.outcomes)
+        figures[path] = rate
+        print(
+            f"   {path:<18} requests/s {rate:7,.0f}   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms"
+            f"   p99/p50 {p99 / p50:4.1f}   not 200: {failed}"
+        )
+    print(
+        f"   /api/send at x{figures['/api/send'] / figures['/bench/bare-send']:.2f} the bare "
+        "view's requests/s (aim: 0.8 or better, p99 under 3x p50)"
+    )
+
+
 def parse_time(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
@@ -332,6 +380,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=600, help="seconds, per server")
     parser.add_argument("--token-lifetime", type=int, default=10, help="seconds")
     parser.add_argument("--servers", default="gunicorn,runserver")
+    parser.add_argument("--rounds", type=int, default=3, help="of /api/send against the bare view")
+    parser.add_argument("--send-requests", type=int, default=4000, help="per round and side")
+    parser.add_argument("--send-clients", type=int, default=32)
     args = parser.parse_args()
     servers = [name.strip() for name in args.servers.split(",") if name.strip()]
 
@@ -352,6 +403,7 @@ def main() -> None:
                 workers=2,
                 threads=16,
                 POC_SANDBOX="0",
+                DJANGO_SETTINGS_MODULE="bench.settings",  # the bare view beside the console
                 POC_API_BASE_URL=f"{sandbox.url}/sandbox/api/",
                 POC_API_TOKEN_URL=f"{sandbox.url}/sandbox/oauth/token?delay={DELAY}",
                 DJANGO_LOG_LEVEL="INFO",
@@ -371,6 +423,8 @@ def main() -> None:
                 found = audit(app, run)
                 found["sandbox_grants"] = sandbox_grants(sandbox) - grants_before
                 report(f"pocclient under {name}", run, baseline, found)
+                if name == "gunicorn":
+                    send_against_bare(app, args)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 ``POST /api/send``             one call -> its response and exchange id
 ``POST /api/batch``            many calls -> NDJSON, a line per finished call, then a summary
 ``GET  /api/exchanges[/<id>]`` the exchange log, newest first
+
+Sending (and forcing a refresh) takes ``api_client.send_request``; reading the log and the
+token takes ``api_client.view_exchange``; a refresh when due takes either.
 """
 
 import contextvars
@@ -15,12 +18,28 @@ from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from api_client.client import get_client
-from api_client.exceptions import ApiError, ApiTimeoutError, RetryLaterError, TokenError
+from api_client.exceptions import (
+    ApiError,
+    ApiTimeoutError,
+    LedgerError,
+    RetryLaterError,
+    TokenError,
+)
 from api_client.models import Exchange
 
 from .batch import NDJSON, iterate_in, stream_batch
 from .forms import BatchForm, ExchangeFilterForm, RequestForm, TokenRefreshForm
-from .jsonapi import BadInput, error_response, form_errors, json_endpoint, read_json
+from .jsonapi import (
+    CONSOLE_PERMISSIONS,
+    SEND,
+    VIEW,
+    BadInput,
+    error_response,
+    form_errors,
+    json_endpoint,
+    read_json,
+    require,
+)
 from .payloads import (
     SUMMARY_FIELDS,
     api_error_payload,
@@ -38,9 +57,11 @@ def _valid[F: forms.Form](form: F) -> F:
     return form
 
 
-@json_endpoint("POST")
+@json_endpoint("POST", permission=CONSOLE_PERMISSIONS)
 def token_refresh(request: HttpRequest) -> HttpResponse:
     form = _valid(TokenRefreshForm(data=read_json(request)))
+    if form.cleaned_data["force"]:
+        require(request, SEND, subject="A forced token refresh (force: true)")
     tokens = get_client().tokens
     try:
         status, refreshed = tokens.ensure(force=form.cleaned_data["force"])
@@ -50,12 +71,12 @@ def token_refresh(request: HttpRequest) -> HttpResponse:
     return JsonResponse({**status.as_dict(), "refreshed": refreshed})
 
 
-@json_endpoint("GET")
+@json_endpoint("GET", permission=VIEW)
 def token_status(request: HttpRequest) -> HttpResponse:
     return JsonResponse(get_client().tokens.status().as_dict())
 
 
-@json_endpoint("POST")
+@json_endpoint("POST", permission=SEND)
 def send(request: HttpRequest) -> HttpResponse:
     client = get_client()
     form = _valid(RequestForm(data=read_json(request), client=client))
@@ -63,6 +84,8 @@ def send(request: HttpRequest) -> HttpResponse:
         response = client.send(form.call)
     except ApiTimeoutError as exc:
         return JsonResponse(api_error_payload(exc), status=504)
+    except LedgerError as exc:  # not sent: it could not be put on record first
+        return JsonResponse(api_error_payload(exc), status=503, headers={"Retry-After": "1"})
     except RetryLaterError as exc:
         headers = {"Retry-After": str(math.ceil(exc.retry_after))}
         return JsonResponse(api_error_payload(exc), status=503, headers=headers)
@@ -71,7 +94,7 @@ def send(request: HttpRequest) -> HttpResponse:
     return JsonResponse(response_payload(response, client.tokens.held_secrets()))
 
 
-@json_endpoint("POST")
+@json_endpoint("POST", permission=SEND)
 def batch(request: HttpRequest) -> HttpResponse:
     client = get_client()
     form = _valid(BatchForm(data=read_json(request), client=client))
@@ -89,7 +112,7 @@ def batch(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@json_endpoint("GET")
+@json_endpoint("GET", permission=VIEW)
 def exchanges(request: HttpRequest) -> HttpResponse:
     filters = _valid(ExchangeFilterForm(data=request.GET)).cleaned_data
     page, size = filters["page"] or 1, filters["page_size"] or PAGE_SIZE
@@ -113,7 +136,7 @@ def exchanges(request: HttpRequest) -> HttpResponse:
     )
 
 
-@json_endpoint("GET")
+@json_endpoint("GET", permission=VIEW)
 def exchange(request: HttpRequest, exchange_id: int) -> HttpResponse:
     found = Exchange.objects.filter(pk=exchange_id).first()
     if found is None:

@@ -1,8 +1,9 @@
 """The conventions of the console's JSON endpoints, in one place.
 
 Every answer is JSON, never a redirect to an HTML page: an anonymous caller gets 401, a wrong
-method 405, a CSRF failure 403 (``pocclient.views.csrf_failure``), bad input 400, a busy or
-unreachable database 503, anything else unexpected 500. An error body always has
+method 405, a user without the endpoint's permission 403 (``permission_denied``), a CSRF failure
+403 (``pocclient.views.csrf_failure``), bad input 400, a busy or unreachable database 503,
+anything else unexpected 500. An error body always has
 ``error: {"code", "message"}``; a validation error adds ``errors``, the messages per field
 (``__all__`` for the input as a whole), as Django forms produce them.
 """
@@ -14,12 +15,14 @@ from functools import wraps
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import Permission
 from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
 from api_client.context import get_request_id
+from api_client.permissions import CONSOLE_USERS, SEND, VIEW
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,10 @@ type View = Callable[..., HttpResponse]
 
 # CSRF_FAILURE_VIEW looks for this attribute to answer JSON rather than HTML.
 JSON_ENDPOINT_ATTR = "json_endpoint"
+
+# Either of them lets a user in to the console (docs/operations.md, "Who may do what").
+CONSOLE_PERMISSIONS = (SEND, VIEW)
+CONSOLE_GROUP = CONSOLE_USERS
 
 
 def error_response(
@@ -87,12 +94,70 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
-def json_endpoint(*methods: str) -> Callable[[View], View]:
-    """Make a view a JSON endpoint: logged-in users only, ``methods`` only, ``BadInput`` -> 400,
-    and any other failure a logged 500 that is JSON too.
+# --- permissions -------------------------------------------------------------------------------
 
-    CSRF stays on (Django's middleware checks every POST before the view runs).
+
+def permission_name(permission: str) -> str:
+    """What the admin calls ``permission`` (``Can send requests to the API``), or ``""``."""
+    app_label, codename = permission.split(".", 1)
+    name = (
+        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+        .values_list("name", flat=True)
+        .first()
+    )
+    return name or ""
+
+
+def permission_label(permission: str) -> str:
+    """``api_client.send_request (Can send requests to the API)``: the name and what it says."""
+    name = permission_name(permission)
+    return f"{permission} ({name})" if name else permission
+
+
+def needs_sentence(permissions: tuple[str, ...], *, subject: str) -> str:
+    """What a refusal says: ``subject`` needs the permission X (and what the admin calls it),
+    or any one of several, and how to get it."""
+    labels = " or ".join(permission_label(p) for p in permissions)
+    return (
+        f"{subject} needs the permission {labels}; ask an administrator to add you to the "
+        f'"{CONSOLE_GROUP}" group.'
+    )
+
+
+class PermissionRefused(Exception):
+    """Raised by a view (or ``require``) to answer 403: the user lacks every one of
+    ``permissions``, any of which would do."""
+
+    def __init__(self, permissions: tuple[str, ...], subject: str) -> None:
+        super().__init__(permissions)
+        self.permissions = permissions
+        self.subject = subject
+
+
+def require(request: HttpRequest, *permissions: str, subject: str = "") -> None:
+    """Raise ``PermissionRefused`` unless the user has at least one of ``permissions``."""
+    if not any(request.user.has_perm(p) for p in permissions):
+        raise PermissionRefused(permissions, subject or f"{request.method} {request.path}")
+
+
+def permission_denied_response(exc: PermissionRefused) -> JsonResponse:
+    return error_response(
+        403,
+        "permission_denied",
+        needs_sentence(exc.permissions, subject=exc.subject),
+        required=list(exc.permissions),
+    )
+
+
+def json_endpoint(*methods: str, permission: str | tuple[str, ...] = ()) -> Callable[[View], View]:
+    """Make a view a JSON endpoint: logged-in users only, ``methods`` only, users with
+    ``permission`` only (any one of them, when it is a tuple; a view may ``require`` more for
+    some input), ``BadInput`` -> 400, and any other failure a logged 500 that is JSON too.
+
+    CSRF stays on (Django's middleware checks every POST before the view runs). The checks run
+    in that order, and all of them before the view, so a refused call sends nothing.
     """
+    permissions = (permission,) if isinstance(permission, str) else tuple(permission)
 
     def decorator(view: View) -> View:
         @wraps(view)
@@ -113,7 +178,11 @@ def json_endpoint(*methods: str) -> Callable[[View], View]:
                     headers={"Allow": ", ".join(methods)},
                 )
             try:
+                if permissions:
+                    require(request, *permissions)
                 return view(request, *args, **kwargs)
+            except PermissionRefused as exc:
+                return permission_denied_response(exc)
             except BadInput as exc:
                 return invalid_response(exc.errors, exc.status)
             except OperationalError:

@@ -92,6 +92,7 @@ SUMMARY_FIELDS = (
     "error_code",
     "batch_id",
     "request_id",
+    "actor",
 )
 
 
@@ -111,6 +112,7 @@ def exchange_summary(exchange: Exchange) -> dict[str, Any]:
         else None,
         "batch_id": exchange.batch_id,
         "request_id": exchange.request_id,
+        "actor": exchange.actor,
         "admin_url": admin_url(exchange.pk),
     }
 

@@ -93,6 +93,17 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, matched without regard to case (empty or unset: ``default``)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    for choice in choices:
+        if raw.upper() == choice.upper():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; got {raw!r}.")
+
+
 DEBUG = env_bool("DJANGO_DEBUG", True)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
@@ -299,7 +310,9 @@ SANDBOX = env_settings(
 
 # --- Logging: the original proof of concept's format, thread ids included ---------------------
 # plus the request id of the page or command that caused the line ("-" outside of one).
-LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = env_choice(
+    "DJANGO_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -318,8 +331,15 @@ LOGGING = {
             "formatter": "poc",
             "filters": ["request_id"],
         },
+        # Lines are formatted and written by a thread of their own (api_client.log).
+        "queue": {
+            "class": "api_client.log.OffThreadHandler",
+            "handlers": ["console"],
+            "listener": "api_client.log.WritingListener",
+            "filters": ["request_id"],
+        },
     },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "root": {"handlers": ["queue"], "level": LOG_LEVEL},
     "loggers": {
         # Django's defaults give "django" and "django.server" handlers of their own, whose
         # lines would lack the format above: send theirs through the root handler instead.

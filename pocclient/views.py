@@ -12,13 +12,40 @@ from django.views.decorators.http import require_safe
 from api_client.client import get_client
 from api_client.validation import BODYLESS_METHODS, MAX_HEADERS, METHODS
 
-from .jsonapi import error_response, is_json_endpoint
+from .jsonapi import (
+    CONSOLE_GROUP,
+    SEND,
+    VIEW,
+    error_response,
+    is_json_endpoint,
+    needs_sentence,
+    permission_name,
+)
+
+# What each of the console's permissions gives, as the pages say it.
+ALLOWS = {
+    VIEW: "read the history, the recorded exchanges and the token's state",
+    SEND: "send requests and batches, and refresh the token now",
+}
 
 
 @require_safe
 @login_required
 def console(request: HttpRequest) -> HttpResponse:
+    """The console; read-only without ``send_request``, without history without
+    ``view_exchange``, and a 403 page that says what is missing without either."""
+    can_send, can_view = request.user.has_perm(SEND), request.user.has_perm(VIEW)
+    if not (can_send or can_view):
+        missing = [(p, permission_name(p), ALLOWS[p]) for p in (VIEW, SEND)]
+        context = {"missing": missing, "group": CONSOLE_GROUP}
+        return render(request, "pocclient/no_permission.html", context, status=403)
     client = get_client()
+    notes = {
+        "send": ""
+        if can_send
+        else needs_sentence((SEND,), subject="Sending requests, batches and a refresh by hand"),
+        "view": "" if can_view else needs_sentence((VIEW,), subject="The history"),
+    }
     page = {
         "base_url": client.config.base_url,
         "methods": METHODS,
@@ -27,6 +54,7 @@ def console(request: HttpRequest) -> HttpResponse:
         "batch_max": client.config.BATCH_MAX,
         "max_headers": MAX_HEADERS,
         "token": client.tokens.status().as_dict(),
+        "permissions": {"send_request": can_send, "view_exchange": can_view},
         "urls": {
             "token_refresh": reverse("token-refresh"),
             "token": reverse("api-token"),
@@ -39,7 +67,7 @@ def console(request: HttpRequest) -> HttpResponse:
             ),
         },
     }
-    return render(request, "pocclient/console.html", {"page": page})
+    return render(request, "pocclient/console.html", {"page": page, "notes": notes})
 
 
 class LogoutView(auth_views.LogoutView):

@@ -18,6 +18,7 @@ from django.test import override_settings
 from api_client import tokens
 from api_client.client import ApiClient, reset_client
 from api_client.conf import ApiSettings, api_settings
+from api_client.ledger import LEDGER
 from sandbox import stats
 from tests.helpers.hostile import CONFIG, HostileServer, serve_hostile
 
@@ -35,6 +36,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
             test["NAME"] = str(name.with_name(f"{name.stem}-{suffix}{name.suffix}"))
         else:
             test["NAME"] = f"{test.get('NAME') or 'test_' + database['NAME']}_{suffix}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def stop_the_ledger_at_the_end() -> Iterator[None]:
+    """The ledger's writer keeps a database connection while it works; PostgreSQL will not
+    drop the test database while it is open."""
+    yield
+    LEDGER.stop()
 
 
 @pytest.fixture(autouse=True)

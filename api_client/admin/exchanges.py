@@ -19,9 +19,10 @@ from ..client import get_client
 from ..models import Exchange
 from ..replay import Replay, replay
 from . import export
-from .base import ReadOnlyAdmin
+from .base import ReadOnlyAdmin, SendsRequests
 from .changelist import CappedPaginator, ExchangeChangeList, changelist_url
 from .filters import (
+    ActorFilter,
     BatchIdFilter,
     ErrorFilter,
     MethodFilter,
@@ -30,20 +31,21 @@ from .filters import (
 )
 
 REPLAY_LIMIT = 25
+CREATED_FORMAT = "%Y-%m-%d %H:%M:%S"  # seconds: calls a second apart are told apart
 
 
 def pretty(text: str) -> str:
     """JSON re-indented for reading; anything else as it is."""
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # deeper than Python's stack: as it is
         return text
 
 
 @admin.register(Exchange)
-class ExchangeAdmin(ReadOnlyAdmin):
+class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
     list_display = (
-        "created_at",
+        "created",
         "kind",
         "method",
         "short_path",
@@ -53,8 +55,9 @@ class ExchangeAdmin(ReadOnlyAdmin):
         "error_code",
         "request_link",
         "batch_link",
+        "actor_link",
     )
-    sortable_by = ("created_at", "method", "status", "duration")
+    sortable_by = ("created", "method", "status", "duration")
     list_filter = (
         StatusClassFilter,
         ErrorFilter,
@@ -63,6 +66,7 @@ class ExchangeAdmin(ReadOnlyAdmin):
         "created_at",
         RequestIdFilter,
         BatchIdFilter,
+        ActorFilter,
     )
     search_fields = ("path", "=request_id")
     search_help_text = "Searches paths (any part) and request ids (exact)."
@@ -86,7 +90,10 @@ class ExchangeAdmin(ReadOnlyAdmin):
                 )
             },
         ),
-        ("Caused by", {"fields": ("request_detail_link", "batch_detail_link", "thread")}),
+        (
+            "Caused by",
+            {"fields": ("actor_detail_link", "request_detail_link", "batch_detail_link", "thread")},
+        ),
         ("Request", {"fields": ("pretty_request_headers", "pretty_request_body")}),
         (
             "Response",
@@ -103,6 +110,7 @@ class ExchangeAdmin(ReadOnlyAdmin):
         "attempts",
         "error_code",
         "error",
+        "actor_detail_link",
         "request_detail_link",
         "batch_detail_link",
         "thread",
@@ -121,6 +129,10 @@ class ExchangeAdmin(ReadOnlyAdmin):
         # one long write transaction: purge_exchanges deletes in small batches instead.
         return False
 
+    @admin.display(description="created at", ordering="created_at")
+    def created(self, obj: Exchange) -> str:
+        return timezone.localtime(obj.created_at).strftime(CREATED_FORMAT)
+
     @admin.display(description="path")
     def short_path(self, obj: Exchange) -> str:
         return obj.path if len(obj.path) <= 80 else obj.path[:79] + "…"
@@ -136,6 +148,14 @@ class ExchangeAdmin(ReadOnlyAdmin):
     @admin.display(description="batch")
     def batch_link(self, obj: Exchange) -> str:
         return _filter_link("batch_id", obj.batch_id, "batch", short=True)
+
+    @admin.display(description="by")
+    def actor_link(self, obj: Exchange) -> str:
+        return _actor_link(obj.actor, short=True)
+
+    @admin.display(description="actor")
+    def actor_detail_link(self, obj: Exchange) -> str:
+        return _actor_link(obj.actor, short=False)
 
     @admin.display(description="request id")
     def request_detail_link(self, obj: Exchange) -> str:
@@ -163,7 +183,7 @@ class ExchangeAdmin(ReadOnlyAdmin):
 
     # --- actions ---------------------------------------------------------------------------
 
-    @admin.action(description="Replay selected exchanges (send them again)")
+    @admin.action(description="Replay selected exchanges (send them again)", permissions=("send",))
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> None:
         selected = list(queryset.defer(None)[: REPLAY_LIMIT + 1])
         if len(selected) > REPLAY_LIMIT:
@@ -231,6 +251,19 @@ def _filter_link(parameter: str, value: str, noun: str, *, short: bool) -> str:
         noun,
         value,
         _short(value) if short else value,
+    )
+
+
+def _actor_link(actor: str, *, short: bool) -> str:
+    """A link to the exchanges this user or command caused."""
+    if not actor:
+        return "—"
+    shown = actor if not short or len(actor) <= 24 else actor[:23] + "…"
+    return format_html(
+        '<a href="{}" title="Every exchange caused by {}">{}</a>',
+        changelist_url(actor=actor),
+        actor,
+        shown,
     )
 
 

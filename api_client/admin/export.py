@@ -23,6 +23,7 @@ FIELDS = (
     "error",
     "request_id",
     "batch_id",
+    "actor",
     "thread",
     "request_headers",
     "request_body",

@@ -1,17 +1,21 @@
 """What api_client's commands share: a request id per run, help with examples, exit statuses.
 
 Exit statuses: 0 on success; 1 when the work failed (the API could not be reached, or
-answered with an error where the command promises to fail on one); 2 on bad arguments or bad
-input, whether argparse or the command found it, in which case nothing was sent.
+answered with an error where the command promises to fail on one) or could not start (a
+database that was never migrated is the environment's fault, not the input's); 2 on bad
+arguments or bad input, whether argparse or the command found it, in which case nothing was
+sent.
 """
 
 import argparse
+import json
+import sys
 import textwrap
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.base import DjangoHelpFormatter as _DjangoHelpFormatter
-from django.db import DatabaseError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from api_client.context import actor_scope, is_well_formed, request_id_scope
 
@@ -25,6 +29,79 @@ class _HelpFormatter(_DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter)
 def bad_input(message: str) -> CommandError:
     """A ``CommandError`` that exits with status 2, as argparse does for bad arguments."""
     return CommandError(message, returncode=BAD_INPUT)
+
+
+def plural(count: int, noun: str, plural_noun: str = "") -> str:
+    """``"1 request"``, ``"2 requests"``: a count and its noun, agreeing."""
+    return f"{count} {noun if count == 1 else plural_noun or noun + 's'}"
+
+
+class UnusableJSON(ValueError):
+    """Well-formed JSON that has no sane Python value: ``str()`` says why, in lower case."""
+
+
+def _shown(literal: str) -> str:
+    return literal if len(literal) <= 24 else f"{literal[:20]}..."
+
+
+def _parse_float(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):  # 1e999: JSON allows it, no API can read it
+        raise UnusableJSON(f"the number {_shown(literal)} is out of range")
+    return value
+
+
+def _parse_int(literal: str) -> int:
+    try:
+        return int(literal)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        raise UnusableJSON(
+            f"the number {_shown(literal)} has {len(literal.lstrip('-'))} digits; at most "
+            f"{sys.get_int_max_str_digits()} are allowed"
+        ) from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise UnusableJSON(f"{name} is not a JSON value (write null or a string)")
+
+
+def load_json(text: str) -> Any:
+    """``text`` as strict JSON. Raises ``json.JSONDecodeError`` for bad syntax, and
+    ``UnusableJSON`` for what Python's decoder would accept but the API should never get:
+    NaN and Infinity, numbers out of float range or too long for ``int``, and nesting deeper
+    than the decoder's stack."""
+    try:
+        return json.loads(
+            text, parse_float=_parse_float, parse_int=_parse_int, parse_constant=_refuse_constant
+        )
+    except RecursionError:
+        raise UnusableJSON("it is nested too deeply") from None
+
+
+def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
+    """Raise a one-line ``CommandError`` unless the tables of every installed model exist.
+
+    One query (the list of tables). Without it, a database that was never migrated fails deep
+    inside the first query, where the token manager reads it as "busy" and the exchange log
+    prints a traceback for a call it could not record.
+    """
+    connection = connections[alias]
+    try:
+        existing = set(connection.introspection.table_names())
+    except DatabaseError as exc:
+        raise CommandError(f"Cannot open the database: {' '.join(str(exc).split())}.") from exc
+    introspection = connection.introspection
+    wanted = {introspection.identifier_converter(t) for t in introspection.django_table_names()}
+    missing = sorted(wanted - existing)
+    if not missing:
+        return
+    if len(missing) == len(wanted):
+        raise CommandError("The database has no tables yet; run `manage.py migrate` first.")
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    raise CommandError(
+        f"The database lacks {plural(len(missing), 'table')} ({shown}); "
+        "run `manage.py migrate` first."
+    )
 
 
 def request_id(value: str) -> str:
@@ -41,7 +118,8 @@ class ApiCommand(BaseCommand):
     The id (``--request-id``, or a new one) is current while the command runs: it is sent as
     ``X-Request-ID`` on every call, stored on every exchange the run causes, and shown in every
     log line. Subclasses set ``help`` (one sentence), and ``examples`` (command lines) and
-    ``notes`` (paragraphs), which ``--help`` shows after the options.
+    ``notes`` (paragraphs), which ``--help`` shows after the options. Before ``handle`` runs,
+    the database must have its tables (``check_database``).
     """
 
     examples: str = ""
@@ -88,9 +166,10 @@ class ApiCommand(BaseCommand):
         ):
             self.request_id = current
             try:
+                check_database()
                 return super().execute(*args, **options)
             except DatabaseError as exc:
-                # Typically a database that was never migrated: one line, not a traceback.
+                # A migration check_database cannot see (a new column, not a new table): one line.
                 raise CommandError(
                     f"The database is not usable ({' '.join(str(exc).split())}); "
                     "has `manage.py migrate` run?"

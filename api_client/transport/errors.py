@@ -18,10 +18,17 @@ from ..exceptions import ApiConnectionError, ApiError, ApiResponseError, ApiTime
 
 
 def deadline_error(url: str, current: Deadline) -> ApiTimeoutError:
-    return ApiTimeoutError(
-        f"{urlsplit(url).netloc} did not finish answering within {current.seconds:g} s "
-        "(POC_API_DEADLINE); the call was cut off there."
+    return _may_have_arrived(
+        ApiTimeoutError(
+            f"{urlsplit(url).netloc} did not finish answering within {current.seconds:g} s "
+            "(POC_API_DEADLINE); the call was cut off there."
+        )
     )
+
+
+def _may_have_arrived[E: ApiError](error: E) -> E:
+    error.reached = None  # sent, and then broken off: the API may have acted on it
+    return error
 
 
 def network_error(
@@ -35,9 +42,11 @@ def network_error(
     host = urlsplit(url).netloc
     chain = _cause_chain(exc)
     if any(isinstance(e, DecodeError) for e in chain):
-        return ApiResponseError(
-            f"{host} sent a body that cannot be decoded as its Content-Encoding says "
-            f"({_describe(chain[-1])})."
+        return _may_have_arrived(
+            ApiResponseError(
+                f"{host} sent a body that cannot be decoded as its Content-Encoding says "
+                f"({_describe(chain[-1])})."
+            )
         )
     if any(
         isinstance(e, ConnectTimeoutError) and not isinstance(e, NewConnectionError) for e in chain
@@ -47,14 +56,18 @@ def network_error(
             "(POC_API_CONNECT_TIMEOUT)."
         )
     if any(isinstance(e, ReadTimeoutError | TimeoutError) for e in chain):
-        return ApiTimeoutError(
-            f"{host} did not answer within {config.READ_TIMEOUT:g} s (POC_API_READ_TIMEOUT)."
+        return _may_have_arrived(
+            ApiTimeoutError(
+                f"{host} did not answer within {config.READ_TIMEOUT:g} s (POC_API_READ_TIMEOUT)."
+            )
         )
     if any(isinstance(e, ProtocolError) for e in chain):
         # The connection was open and broke mid-exchange: the request may have arrived.
-        return ApiConnectionError(
-            f"The connection to {host} broke before an answer came "
-            f"({_describe(chain[-1])}); the API may have received the request."
+        return _may_have_arrived(
+            ApiConnectionError(
+                f"The connection to {host} broke before an answer came "
+                f"({_describe(chain[-1])}); the API may have received the request."
+            )
         )
     return ApiConnectionError(f"Could not connect to {host}: {_describe(chain[-1])}.")
 

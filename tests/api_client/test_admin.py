@@ -3,6 +3,8 @@
 from urllib.parse import urlencode
 
 import pytest
+from django.contrib import messages
+from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from api_client.models import Exchange
@@ -91,19 +93,56 @@ def test_filters_and_search_select_the_right_exchanges(admin_client, variety, qu
 @pytest.mark.parametrize(
     "query",
     [
-        "status_class=9",
-        "status_class=x",
-        "error=maybe",
-        "method=BREW",
         "o=99",
         "o=x",
         "request_id=",
+        "status_class=",
         "p=x",
         "p=99",  # a single page: any page number shows it
     ],
 )
-def test_unknown_filter_values_are_ignored(admin_client, variety, query):
+def test_unknown_sort_and_page_values_and_empty_filters_are_ignored(admin_client, variety, query):
     assert len(listed(admin_client, query)) == len(variety)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            "status_class=4xx",
+            "The status class filter has no value '4xx' (status_class=4xx), so no exchanges "
+            "are shown. Use status_class= one of: 2 (2xx), 3 (3xx), 4 (4xx), 5 (5xx), "
+            '0 (no response); or pick "All" under "By status class".',
+        ),
+        ("status_class=9", "Use status_class= one of: 2 (2xx), 3 (3xx)"),
+        (
+            "error=maybe",
+            "The error filter has no value 'maybe' (error=maybe), so no exchanges are shown. "
+            "Use error= one of: yes (Failed (400 or more, or no response)), no (Succeeded)",
+        ),
+        ("method=FETCH", "Use method= one of: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS;"),
+        ("method=get", "The method filter has no value 'get'"),
+    ],
+)
+def test_an_invalid_filter_value_shows_an_error_naming_the_values_and_no_exchanges(
+    admin_client, variety, query, expected
+):
+    response = admin_client.get(f"{LIST}?{query}")
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+    [message] = get_messages(response.wsgi_request)
+    assert message.level == messages.ERROR
+    assert expected in str(message)
+    assert "0 exchanges" in response.content.decode()
+
+
+def test_two_invalid_filters_get_one_message_each(admin_client, variety):
+    response = admin_client.get(f"{LIST}?status_class=4xx&method=FETCH")
+
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert len(shown) == 2
+    assert shown[0].startswith("The status class filter") and shown[1].startswith("The method")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from api_client.models import Exchange
-from tests.helpers.exchanges import ago, make_exchange
+from tests.helpers.exchanges import ago, make_exchange, record_finished
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def recent_calls() -> None:
         make_exchange(created_at=ago(hours=5), kind=Exchange.Kind.TOKEN, method="POST"),
         make_exchange(created_at=ago(days=2), status=500),  # outside both windows
     ]
-    Exchange.objects.bulk_create(rows)
+    record_finished(rows)
 
 
 def test_figures_for_the_last_hour_and_day(admin_client, recent_calls):

@@ -1,12 +1,14 @@
 """The token admin: what it shows (never the token) and "refresh now"."""
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from api_client.admin.tokens import expiry
 from api_client.models import Token, credential_key
 from sandbox import stats
 
@@ -78,7 +80,10 @@ def test_refresh_now_obtains_a_new_token(admin_client, api):
 
     after = Token.objects.get()
     assert messages[0][0] == "success"
-    assert messages[0][1].startswith("Refreshed; the new token expires at ")
+    assert re.fullmatch(
+        r"Refreshed; the new token expires at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, in 59 min\.",
+        messages[0][1],
+    ), messages[0][1]
     assert after.access_token != before.access_token
     assert after.refresh_count == before.refresh_count + 1
     assert stats.grant_count() == 2
@@ -103,3 +108,45 @@ def test_refresh_now_refuses_another_credential_s_token(admin_client, api_config
     assert messages[0][0] == "warning"
     assert "Only the token of the configured credential" in messages[0][1]
     assert stats.grant_count() == 0
+
+
+NOW = datetime(2026, 12, 1, 21, 30, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "said"),
+    [
+        (timedelta(hours=1) - timedelta(seconds=1), "2026-12-01 22:30:04 UTC, in 59 min"),
+        (timedelta(seconds=45), "2026-12-01 21:30:50 UTC, in 45 s"),
+        (timedelta(hours=3, minutes=5), "2026-12-02 00:35:05 UTC, in 3 h 5 min"),
+        (timedelta(seconds=-1), "2026-12-01 21:30:04 UTC, already expired"),
+    ],
+)
+def test_the_expiry_is_said_as_a_time_and_how_soon(expires_in, said):
+    assert expiry(NOW + expires_in, NOW) == said
+
+
+def test_the_expiry_follows_the_time_zone(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+
+    assert expiry(NOW + timedelta(minutes=10), NOW) == "2026-12-01 22:40:05 CET, in 10 min"
+
+
+@pytest.mark.django_db
+def test_long_urls_and_errors_are_cut_in_the_list_and_whole_in_their_title(admin_client):
+    long_url = "https://login.example/" + "a" * 200 + "/token"
+    long_error = "The token endpoint answered 400" + " with a very long reason" * 20
+    failed_at = datetime(2026, 12, 1, 20, 15, 30, tzinfo=UTC)
+    token = made_up_token(token_url=long_url, last_error=long_error, last_error_at=failed_at)
+
+    content = admin_client.get(LIST).content.decode()
+
+    url_cell = re.search(r'<td class="field-short_token_url">(.*?)</td>', content).group(1)
+    error_cell = re.search(r'<td class="field-short_last_error">(.*?)</td>', content).group(1)
+    assert url_cell == f'<span title="{long_url}">{long_url[:59]}…</span>'
+    assert error_cell == (
+        f'<span title="2026-12-01 20:15:30: {long_error}">{long_error[:59]}…</span>'
+    )
+    detail = admin_client.get(reverse("admin:api_client_token_change", args=[token.pk]))
+    assert long_url in detail.content.decode()
+    assert long_error in detail.content.decode()

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from api_client import tokens
-from api_client.exceptions import TokenStorageError
+from api_client.exceptions import LedgerError, TokenStorageError
 from api_client.models import Exchange, Token
 from sandbox import stats
 from tests.helpers.processes import write_lock_held_by_another_process, writers_give_up_after
@@ -43,16 +43,15 @@ def assert_database_intact() -> None:
             assert cursor.fetchall() == [("ok",)]
 
 
-def test_exchange_that_cannot_be_written_is_reported_and_the_answer_still_returned(
-    api, short_lock_wait, caplog
-):
+def test_a_call_that_cannot_be_written_ahead_is_not_sent_and_says_so(api, short_lock_wait, caplog):
     exchanges, token = Exchange.objects.count(), token_row()
+    served = stats.snapshot()["requests"]["total"]
 
-    with write_lock_held_by_another_process():
-        response = api.get("echo")
+    with write_lock_held_by_another_process(), pytest.raises(LedgerError) as caught:
+        api.get("echo")
 
-    assert response.status == 200  # recording never hides the API's answer
-    assert response.exchange_id is None
+    assert "could not record the call" in caught.value.message
+    assert stats.snapshot()["requests"]["total"] == served  # nothing reached the API
     [record] = [r for r in caplog.records if r.getMessage().startswith("Could not record")]
     assert record.getMessage().startswith("Could not record the exchange for GET /echo")
     assert any(text in record.getMessage() for text in LOCK_WAIT_MESSAGES)
@@ -93,16 +92,20 @@ def test_token_that_cannot_be_stored_after_the_grant_is_still_used(
     grant = api.tokens._grant
     holder = write_lock_held_by_another_process()
 
+    remember = api.tokens._remember
+
     def grant_then_lose_the_database(row):
         payload = grant(row)
         holder.__enter__()
         return payload
 
-    monkeypatch.setattr(api.tokens, "_grant", grant_then_lose_the_database)
-    try:
-        response = api.get("whoami")
-    finally:
+    def remember_then_get_it_back(row):  # the call's own record needs the database again
+        remember(row)
         holder.__exit__(None, None, None)
+
+    monkeypatch.setattr(api.tokens, "_grant", grant_then_lose_the_database)
+    monkeypatch.setattr(api.tokens, "_remember", remember_then_get_it_back)
+    response = api.get("whoami")
 
     assert response.ok
     assert "could not be stored" in caplog.text

@@ -166,17 +166,18 @@ def test_an_error_message_quoting_a_token_in_escaped_forms_is_scrubbed(hostile_c
     hostile_client.get("slow")
     token = hostile.issued[-1]
     from api_client.exceptions import ApiConnectionError
-    from api_client.messages import ApiRequest, Call, Outcome
-    from api_client.recording import exchange_for
+    from api_client.messages import Outcome
+    from api_client.models import Exchange as Row
+    from api_client.recording import completion
 
     message = f"broke on {token!r} and {json.dumps({'t': token})} and {json.dumps(token)}"
-    call = Call(ApiRequest("GET", "x"), "GET", "http://h/x", "/x", {}, None)
-    row = exchange_for(
-        call,
+    fields = completion(
+        Row(method="GET", url="http://h/x", path="/x"),
         Outcome(error=ApiConnectionError(message)),
         secrets=hostile_client.tokens.held_secrets(),
         body_limit=1000,
     )
+    row = Row(**fields)
 
     assert token not in row.error
     assert row.error.count("[redacted]") == 3

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from api_client.context import request_id_scope
-from api_client.log import RequestIdFilter, remember_finished
+from api_client.log import OffThreadHandler, RequestIdFilter, remember_finished
 
 ORIGINAL = "%(asctime)s %(thread)d %(levelname)s %(name)s %(funcName)s %(lineno)d"
 
@@ -62,11 +62,43 @@ def test_an_explicit_request_id_is_kept():
         assert " mine hello" in formatted(record(request_id="mine"))
 
 
+def root_writers() -> list[logging.Handler]:
+    """The root logger's handlers, and those its off-thread handler's listener writes with."""
+    found = []
+    for handler in logging.getLogger().handlers:
+        listener = getattr(handler, "listener", None)
+        found += [handler, *(listener.handlers if listener else ())]
+    return found
+
+
 def console_handler() -> logging.StreamHandler:
-    [handler] = [
-        h for h in logging.getLogger().handlers if "request_id" in getattr(h.formatter, "_fmt", "")
-    ]
+    [handler] = [h for h in root_writers() if "request_id" in getattr(h.formatter, "_fmt", "")]
     return handler
+
+
+def written() -> None:
+    """Wait until the listener thread has written every line queued so far."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, OffThreadHandler):
+            handler.queue.join()
+
+
+def test_lines_are_formatted_off_the_callers_thread_but_carry_its_request_id():
+    [queued] = [h for h in logging.getLogger().handlers if isinstance(h, OffThreadHandler)]
+    handler = console_handler()
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        with request_id_scope("off-1"):
+            logging.getLogger("api_client.test").warning("hello %s", {"a": 1})
+        written()
+    finally:
+        handler.setStream(previous)
+
+    assert any(isinstance(f, RequestIdFilter) for f in queued.filters)
+    assert re.search(
+        r" WARNING api_client\.test \S+ \d+ off-1 hello \{'a': 1\}$", buffer.getvalue()
+    )
 
 
 def test_the_console_handler_applies_the_filter():
@@ -89,6 +121,7 @@ def test_a_not_found_line_shows_the_request_id(client):
     previous = handler.setStream(buffer)
     try:
         client.get("/no-such-page", headers={"X-Request-ID": "nf-1"})
+        written()
     finally:
         handler.setStream(previous)
 

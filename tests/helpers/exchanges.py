@@ -86,3 +86,15 @@ def run_command(name: str, *argv: str, capsys: Any, monkeypatch: Any) -> Run:
 
 def fake_stdin(monkeypatch: Any, data: bytes) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def record_finished(exchanges: list[Exchange]) -> list[Exchange]:
+    """Store finished exchanges as the ledger does: the rows, and their counts in the
+    per-minute rollup that the summary reads."""
+    from collections import Counter
+
+    from api_client.models import ExchangeRollup
+
+    created = Exchange.objects.bulk_create(exchanges)
+    ExchangeRollup.objects.add(Counter(ExchangeRollup.key_of(e) for e in created))
+    return created

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from django.db import connection, connections
 
+from api_client.ledger import LEDGER
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -63,6 +65,7 @@ def writers_give_up_after(seconds: float) -> Iterator[None]:
     saved = options.get(key, missing)
     options[key] = value
     connections.close_all()  # this thread reconnects with the short wait
+    LEDGER.stop()  # and so does the ledger's writer, started anew on its next row
     try:
         yield
     finally:
@@ -71,3 +74,28 @@ def writers_give_up_after(seconds: float) -> Iterator[None]:
         else:
             options[key] = saved
         connections.close_all()
+        LEDGER.stop()
+
+
+POSTGRES_URL = os.environ.get("POC_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def reachable_postgres() -> str:
+    """A PostgreSQL server's URL for tests that need one even when the suite runs on SQLite.
+
+    Skips where none answers (a laptop may have none), unless POC_REQUIRE_POSTGRES=1, as
+    .ci/run sets: in CI such a test must run."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import pytest
+
+    parts = urlsplit(POSTGRES_URL)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 5432), timeout=2).close()
+    except OSError:
+        reason = f"no PostgreSQL answers at {parts.hostname}:{parts.port or 5432}"
+        if os.environ.get("POC_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason}, and POC_REQUIRE_POSTGRES=1 requires it", pytrace=False)
+        pytest.skip(f"{reason} (POC_TEST_POSTGRES_URL)")
+    return POSTGRES_URL

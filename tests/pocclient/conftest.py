@@ -1,5 +1,6 @@
-"""Fixtures for the console: a user, logged-in and anonymous clients, an unreachable API, and
-a real browser (Playwright driving Debian's chromium) on the live server."""
+"""Fixtures for the console: users (with both of the console's permissions, with one, with
+none), logged-in and anonymous clients, an unreachable API, and a real browser (Playwright
+driving Debian's chromium) on the live server."""
 
 import os
 import re
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
 from api_client import tokens
@@ -17,20 +19,72 @@ from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 from .helpers import ConsoleClient
 
 PASSWORD = "console-test-password-1"
+CONSOLE_GROUP = "Console users"
+SEND = "send_request"
+VIEW = "view_exchange"
+
+
+def console_users_group() -> Group:
+    """The group ``migrate`` makes (``api_client.permissions``), with both permissions."""
+    group, _ = Group.objects.get_or_create(name=CONSOLE_GROUP)
+    assert set(group.permissions.values_list("codename", flat=True)) == {SEND, VIEW}
+    return group
+
+
+def api_permissions(*codenames: str) -> list[Permission]:
+    return list(
+        Permission.objects.filter(content_type__app_label="api_client", codename__in=codenames)
+    )
+
+
+def make_user(username: str, *codenames: str, group: bool = False):
+    """A staff user with exactly these api_client permissions (or the group's)."""
+    made = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
+    if group:
+        made.groups.add(console_users_group())
+    made.user_permissions.add(*api_permissions(*codenames))
+    return made
 
 
 @pytest.fixture
-def user(db, settings):
-    # A fast hasher: the default one takes a third of a second per password, by design.
+def fast_hasher(settings) -> None:
+    # The default hasher takes a third of a second per password, by design.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    return get_user_model().objects.create_user("engineer", password=PASSWORD, is_staff=True)
+
+
+@pytest.fixture
+def user(db, fast_hasher):
+    """``engineer``, in the "Console users" group: may send and read."""
+    return make_user("engineer", group=True)
+
+
+@pytest.fixture
+def outsider(db, fast_hasher):
+    """Staff, logged in, and no permission of the console's."""
+    return make_user("outsider")
+
+
+@pytest.fixture
+def viewer(db, fast_hasher):
+    """May read the history, exchanges and token (``view_exchange``), not send."""
+    return make_user("viewer", VIEW)
+
+
+@pytest.fixture
+def sender(db, fast_hasher):
+    """May send (``send_request``), not read the history."""
+    return make_user("sender", SEND)
+
+
+def client_for(user) -> ConsoleClient:
+    client = ConsoleClient()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture
 def console(user) -> ConsoleClient:
-    client = ConsoleClient()
-    client.force_login(user)
-    return client
+    return client_for(user)
 
 
 @pytest.fixture
@@ -137,14 +191,19 @@ def page(request, browser, live_server, api_config):
         pytest.fail("The page reported errors:\n" + "\n".join(problems))
 
 
-@pytest.fixture
-def logged_in(page, user, live_server):
-    """The page's browser holds a logged-in session (the cookie is set directly)."""
+def log_in(page, user, live_server) -> None:
+    """Give the page's browser a logged-in session of ``user`` (the cookie is set directly)."""
     client = Client()
     client.force_login(user)
     page.context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
     )
+
+
+@pytest.fixture
+def logged_in(page, user, live_server):
+    """The page's browser holds a logged-in session of ``user``."""
+    log_in(page, user, live_server)
     return page
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from api_client import tokens
 from api_client.models import Exchange, Token
 from bench.common import free_port, stub_api
+from sandbox import stats
 from tests.helpers.processes import write_lock_held_by_another_process, writers_give_up_after
 from tests.helpers.waiting import sandbox_requests_once_answered, worker_threads_left
 
@@ -160,16 +161,19 @@ def locked_out(console, api_config):
         yield
 
 
-def test_a_call_that_cannot_be_recorded_is_answered_with_a_warning(console, locked_out, caplog):
+def test_a_call_that_cannot_be_recorded_first_is_not_sent_and_is_a_503(console, locked_out, caplog):
     recorded = Exchange.objects.count()
+    served = stats.snapshot()["requests"]["total"]
 
     with write_lock_held_by_another_process():
         response = console.post_json("/api/send", echo())
 
-    assert response.status_code == 200
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
     data = response.json()
-    assert data["status"] == 200 and data["id"] is None
-    assert "could not be recorded" in data["warning"]
+    assert data["error"]["code"] == "not_recorded" and data["id"] is None
+    assert "could not record the call" in data["error"]["message"]
+    assert stats.snapshot()["requests"]["total"] == served  # nothing reached the API
     assert "Could not record the exchange for GET /echo" in caplog.text
     assert any(text in caplog.text for text in LOCK_WAIT_MESSAGES)
     assert Exchange.objects.count() == recorded

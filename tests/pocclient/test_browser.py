@@ -5,12 +5,14 @@ Each test fails on any JavaScript error or console error in the page, CSP violat
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from api_client.models import Exchange
+from api_client.models import Exchange, Token
 
-from .conftest import PASSWORD, browser_unavailable
+from .conftest import PASSWORD, browser_unavailable, log_in
 
 try:
     from playwright.sync_api import expect
@@ -89,7 +91,7 @@ def test_send_a_request_and_read_its_response(console_page):
 
     page.click("[data-tab=curl]")
     curl = page.inner_text("#curl")
-    assert "curl -X POST" in curl
+    assert curl.startswith("curl 'http")  # --data-raw makes it a POST: no -X (test_curl.py)
     assert "/sandbox/api/echo/console?lang=en" in curl
     assert '"Authorization: Bearer $API_TOKEN"' in curl
     assert """--data-raw '{"name":"widget","size":3}'""" in curl
@@ -192,3 +194,65 @@ def test_history_filters_and_replays_an_exchange(console_page, api):
         '{"n": 1}',
     )
     page.wait_for_selector(f"#history-rows tr[data-id='{replayed.pk}']")
+
+
+def test_an_empty_history_says_whether_anything_was_sent_or_the_filter_matches_nothing(
+    console_page,
+):
+    page = console_page
+    empty = page.locator("#history-empty")
+
+    expect(empty).to_have_text("No exchanges yet: send a request above.")
+    page.click("#history [data-status='5xx']")
+    expect(empty).to_have_text("No exchanges match this filter.")
+    page.click("#history [data-status='']")
+    expect(empty).to_have_text("No exchanges yet: send a request above.")
+
+
+@pytest.mark.parametrize("width", [1400, 820])
+def test_the_token_state_stays_a_badge_at_any_width(console_page, width):
+    page = console_page
+    page.set_viewport_size({"width": width, "height": 1000})
+
+    badge = page.locator("#token-state").bounding_box()
+    panel = page.locator("#token-panel").bounding_box()
+    text_width = page.evaluate(
+        """() => {
+            const range = document.createRange();
+            range.selectNodeContents(document.querySelector('#token-state'));
+            return range.getBoundingClientRect().width;
+        }"""
+    )
+    assert badge["width"] < text_width + 40, (badge, text_width)  # its text and its padding
+    assert badge["width"] < panel["width"] / 4
+
+
+def test_the_token_admin_list_stays_within_a_1400_px_page(page, admin_user, live_server):
+    now = timezone.now()
+    Token.objects.create(
+        credential_key="k" * 64,
+        token_url="https://login.example/" + "tenant-" * 40 + "/oauth2/v2.0/token",
+        client_id="pocclient-integration-client",
+        access_token="a" * 900,
+        expires_at=now + timedelta(minutes=59),
+        obtained_at=now - timedelta(minutes=1),
+        refresh_count=12345,
+        last_error="The token endpoint refused the client: " + "invalid_client " * 40,
+        last_error_at=now - timedelta(hours=2),
+    )
+    log_in(page, admin_user, live_server)
+    # The admin's pages ask for /favicon.ico, which the console's pages link elsewhere.
+    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+
+    page.goto("/admin/api_client/token/")
+
+    table = page.locator("#result_list").bounding_box()
+    assert table["x"] + table["width"] <= 1400
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    # Nor does the list scroll sideways inside its box.
+    assert page.evaluate(
+        "(box => box.scrollWidth <= box.clientWidth)(document.querySelector('.results'))"
+    )
+    cut = page.locator("td.field-short_token_url span")
+    assert cut.inner_text().endswith("…")
+    assert cut.get_attribute("title").endswith("/oauth2/v2.0/token")

@@ -192,3 +192,45 @@ def test_gunicorn_serves_the_console_static_files_and_a_streamed_batch(gunicorn)
     *items, last = [json.loads(line) for line in batch.iter_lines() if line]
     assert [item["status"] for item in items] == [200, 200, 200], items
     assert last["summary"]["by_status"] == {"200": 3}
+
+
+def run_gunicorn(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    if not GUNICORN.exists():
+        pytest.skip(f"gunicorn is not installed next to {sys.executable}")
+    return subprocess.run(
+        [str(GUNICORN), "--bind", f"127.0.0.1:{free_port()}", "--workers", "1", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+BAD_WORKERS = "ImproperlyConfigured: POC_API_MAX_WORKERS must be an integer; got 'lots'.\n"
+
+
+def test_gunicorn_refuses_a_bad_environment_value_in_one_line_before_it_binds():
+    result = run_gunicorn(env=production_env(POC_API_MAX_WORKERS="lots"))
+
+    assert result.returncode == 2
+    assert BAD_WORKERS in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Listening at" not in result.stderr
+    assert "Booting worker" not in result.stderr
+
+
+def test_a_gunicorn_worker_that_cannot_load_the_settings_stops_the_server(tmp_path):
+    # Without gunicorn.conf.py's check (another config file), the worker says why in one line
+    # and exits with gunicorn's "App failed to load": the master stops instead of respawning.
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text('wsgi_app = "pocclient.wsgi:application"\n')
+
+    result = run_gunicorn("--config", str(config), env=production_env(POC_API_MAX_WORKERS="lots"))
+
+    assert result.returncode == 4
+    assert "Booting worker" in result.stderr
+    assert BAD_WORKERS in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Reason: App failed to load." in result.stderr
+    assert result.stderr.count("Booting worker") == 1

@@ -149,6 +149,7 @@ def test_production_with_a_secret_key_starts():
         ("POC_API_MAX_WORKERS", "0", "POC_API_MAX_WORKERS must be at least 1"),
         ("POC_API_READ_TIMEOUT", "-1", "POC_API_READ_TIMEOUT must be at least"),
         ("DATABASE_URL", "nosuchdb://x", "DATABASE_URL is not a supported database URL"),
+        ("DJANGO_LOG_LEVEL", "LOUD", "DJANGO_LOG_LEVEL must be one of DEBUG, INFO, WARNING"),
     ],
 )
 def test_a_bad_environment_value_names_the_variable(name, value, message):
@@ -156,6 +157,77 @@ def test_a_bad_environment_value_names_the_variable(name, value, message):
 
     assert result.returncode != 0
     assert message in result.stderr
+
+
+BAD_VALUES = [
+    ("POC_API_MAX_WORKERS", "lots", "POC_API_MAX_WORKERS must be an integer; got 'lots'."),
+    (
+        "DJANGO_DEBUG",
+        "maybe",
+        "DJANGO_DEBUG must be one of 1/0, true/false, yes/no, on/off; got 'maybe'.",
+    ),
+    ("POC_API_READ_TIMEOUT", "-1", "POC_API_READ_TIMEOUT must be at least 0.01; got '-1'."),
+    (
+        "DJANGO_LOG_LEVEL",
+        "LOUD",
+        "DJANGO_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL; got 'LOUD'.",
+    ),
+]
+
+
+def run_manage(*argv: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POC_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *argv],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_VALUES)
+@pytest.mark.parametrize(
+    "argv", [["check"], ["refresh_token", "--help"], ["api_request", "GET", "whoami"], ["help"]]
+)
+def test_a_bad_environment_value_stops_manage_py_in_one_line_with_status_2(
+    argv, name, value, message
+):
+    result = run_manage(*argv, **{name: value})
+
+    assert result.returncode == 2
+    assert result.stderr == f"ImproperlyConfigured: {message}\n"
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_VALUES)
+def test_a_bad_environment_value_stops_the_wsgi_application_in_one_line_with_status_2(
+    name, value, message
+):
+    result = run_python("import pocclient.wsgi", **{name: value})
+
+    assert result.returncode == 2
+    assert result.stderr == f"ImproperlyConfigured: {message}\n"
+
+
+def test_production_without_a_secret_key_is_one_line_too():
+    result = run_manage("check", DJANGO_DEBUG="0")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("ImproperlyConfigured: DJANGO_SECRET_KEY is required")
+    assert result.stderr.count("\n") == 1
+
+
+def test_the_log_level_is_read_without_regard_to_case():
+    result = run_python(
+        "import django; django.setup(); import logging; from django.conf import settings; "
+        "print(settings.LOG_LEVEL, logging.getLevelName(logging.getLogger().level))",
+        DJANGO_LOG_LEVEL=" warning ",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["WARNING", "WARNING"]
 
 
 def test_bad_api_settings_are_reported_by_a_system_check(settings):

@@ -8,25 +8,42 @@ from django.core.management.base import CommandError, CommandParser
 
 from api_client.client import ApiResponse, get_client
 from api_client.exceptions import ApiError, InvalidRequestError
-from api_client.management.base import ApiCommand, bad_input
+from api_client.management.base import ApiCommand, UnusableJSON, bad_input, load_json, plural
 from api_client.redaction import redact_headers, scrub
 from api_client.validation import METHODS
 
 
-def read_data(value: str) -> Any:
-    """The JSON body given to ``--data``: inline, ``@FILE``, or ``@-`` for standard input."""
+def read_data(value: str, *, limit: int) -> Any:
+    """The JSON body given to ``--data``: inline, ``@FILE``, or ``@-`` for standard input.
+
+    A file (or standard input) is read no further than ``limit`` + 1 bytes: one larger than the
+    body limit is refused without reading it all, however large it is.
+    """
     source = "--data"
     if value.startswith("@"):
         name = value[1:]
-        source = "standard input" if name == "-" else name
+        source = "--data from standard input" if name == "-" else f"--data file {name}"
         try:
-            value = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+            if name == "-":
+                raw = sys.stdin.buffer.read(limit + 1)
+            else:
+                with Path(name).open("rb") as stream:
+                    raw = stream.read(limit + 1)
         except OSError as exc:
             raise bad_input(f"Cannot read --data file {name}: {exc.strerror}.") from None
+        if len(raw) > limit:
+            raise bad_input(
+                f"{source} is larger than {limit} bytes (POC_API_MAX_REQUEST_BYTES); "
+                "nothing was sent."
+            )
+        try:
+            value = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise bad_input(f"--data file {name} is not UTF-8 text.") from None
+            raise bad_input(f"{source} is not UTF-8 text.") from None
     try:
-        data = json.loads(value)
+        data = load_json(value)
+    except UnusableJSON as exc:
+        raise bad_input(f"{source}: {exc}; nothing was sent.") from None
     except ValueError as exc:
         raise bad_input(f"{source} is not valid JSON: {exc}.") from None
     if data is None:
@@ -59,7 +76,7 @@ def status_line(response: ApiResponse, request_id: str) -> str:
         reason = HTTPStatus(response.status).phrase
     except ValueError:
         reason = ""
-    attempts = "1 attempt" if response.attempts == 1 else f"{response.attempts} attempts"
+    attempts = plural(response.attempts, "attempt")
     exchange = f"exchange {response.exchange_id}, " if response.exchange_id else ""
     return (
         f"HTTP {response.status} {reason}".rstrip()
@@ -106,7 +123,7 @@ class Command(ApiCommand):
             "--data",
             metavar="JSON|@FILE",
             help="The JSON body: inline, read from FILE with @FILE, or from standard input "
-            "with @-.",
+            "with @- (at most POC_API_MAX_REQUEST_BYTES bytes).",
         )
         parser.add_argument(
             "--query",
@@ -141,8 +158,8 @@ class Command(ApiCommand):
         verbosity: int,
         **options: Any,
     ) -> None:
-        body = read_data(data) if data is not None else None
         client = get_client()
+        body = None if data is None else read_data(data, limit=client.config.MAX_REQUEST_BYTES)
         try:
             response = client.request(
                 method, path, query=parse_query(query), headers=parse_headers(header), json=body

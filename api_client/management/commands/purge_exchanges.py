@@ -6,8 +6,8 @@ from django.core.management.base import CommandParser
 from django.utils import timezone
 
 from api_client.conf import api_settings
-from api_client.management.base import ApiCommand, bad_input
-from api_client.models import PURGE_BATCH_SIZE, PURGE_PAUSE, Exchange
+from api_client.management.base import ApiCommand, bad_input, plural
+from api_client.models import PURGE_SECONDS_PER_BATCH, Exchange
 
 
 def check_days(value: float | None) -> float:
@@ -55,18 +55,25 @@ class Command(ApiCommand):
             "--dry-run", action="store_true", help="Count what would go; delete nothing."
         )
         parser.add_argument(
+            "--batch-seconds",
+            type=float,
+            default=PURGE_SECONDS_PER_BATCH,
+            metavar="SECONDS",
+            help="How long one batch may hold the write lock; batches are sized to fit "
+            "(default: %(default)s).",
+        )
+        parser.add_argument(
             "--batch-size",
             type=int,
-            default=PURGE_BATCH_SIZE,
             metavar="N",
-            help="Rows deleted per transaction (default: %(default)s).",
+            help="Rows deleted per transaction, instead of sizing batches by time.",
         )
         parser.add_argument(
             "--pause",
             type=float,
-            default=PURGE_PAUSE,
             metavar="SECONDS",
-            help="Pause between batches, letting other writers in (default: %(default)s).",
+            help="Pause between batches, letting other writers in (default: a quarter of "
+            "the time the batch took).",
         )
 
     def handle(
@@ -74,15 +81,18 @@ class Command(ApiCommand):
         *,
         older_than: float | None,
         dry_run: bool,
-        batch_size: int,
-        pause: float,
+        batch_seconds: float,
+        batch_size: int | None,
+        pause: float | None,
         verbosity: int,
         **options: Any,
     ) -> None:
         age = check_days(older_than)
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise bad_input(f"--batch-size must be at least 1; got {batch_size}.")
-        if not (pause >= 0 and math.isfinite(pause)):
+        if not (batch_seconds > 0 and math.isfinite(batch_seconds)):
+            raise bad_input(f"--batch-seconds must be more than 0; got {batch_seconds}.")
+        if pause is not None and not (pause >= 0 and math.isfinite(pause)):
             raise bad_input(f"--pause must be 0 or more seconds; got {pause}.")
         try:
             cutoff = timezone.now() - timedelta(days=age)
@@ -91,7 +101,9 @@ class Command(ApiCommand):
         before = f"created before {cutoff:%Y-%m-%d %H:%M:%S %Z} (older than {describe_age(age)})"
         if dry_run:
             count = Exchange.objects.created_before(cutoff).count()
-            self.stdout.write(f"Would delete {count} exchanges {before}; nothing was deleted.")
+            self.stdout.write(
+                f"Would delete {plural(count, 'exchange')} {before}; nothing was deleted."
+            )
             return
 
         def report(so_far: int) -> None:
@@ -99,5 +111,10 @@ class Command(ApiCommand):
                 self.stdout.write(f"... {so_far} deleted")
 
         old = Exchange.objects.created_before(cutoff)
-        deleted = old.purge(batch_size=batch_size, pause=pause, on_batch=report)
-        self.stdout.write(f"Done! Deleted {deleted} exchanges {before}.")
+        deleted = old.purge(
+            batch_size=batch_size,
+            pause=pause,
+            seconds_per_batch=batch_seconds,
+            on_batch=report,
+        )
+        self.stdout.write(f"Done! Deleted {plural(deleted, 'exchange')} {before}.")

@@ -3,39 +3,56 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.core.management.base import CommandError, CommandParser, OutputWrapper
 
 from api_client.client import ApiClient, get_client
 from api_client.exceptions import InvalidRequestError
-from api_client.management.base import ApiCommand, bad_input
+from api_client.management.base import ApiCommand, UnusableJSON, bad_input, load_json, plural
 from api_client.messages import BatchResult, Call
 from api_client.metrics import percentile
 
 MAX_REPORTED_PROBLEMS = 20
 BAR_WIDTH = 30
+# A line may exceed the body limit by this much: its method, path, query and headers.
+ENVELOPE_ALLOWANCE = 64 * 1024
 
 
-def read_lines(source: str) -> list[bytes]:
-    if source == "-":
-        return sys.stdin.buffer.readlines()
-    try:
-        with Path(source).open("rb") as stream:
-            return stream.readlines()
-    except OSError as exc:
-        raise bad_input(f"Cannot read {source}: {exc.strerror}.") from None
+def read_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """Each line of ``stream``, or None for a line longer than ``limit`` bytes (its newline
+    aside). At most ``limit`` + 1 bytes are held at a time: a long line is skipped a chunk at
+    a time, so that a 1 GB line costs no more memory than a short one."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        yield None
+        while not line.endswith(b"\n") and (line := stream.readline(limit + 1)):
+            pass
+
+
+def line_limit(client: ApiClient) -> int:
+    return client.config.MAX_REQUEST_BYTES + ENVELOPE_ALLOWANCE
 
 
 def parse_requests(
-    lines: Iterable[bytes], client: ApiClient
+    lines: Iterable[bytes | None], client: ApiClient
 ) -> tuple[list[tuple[int, Call]], list[str]]:
     """``([(line number, call), ...], [problem, ...])``; problems name their line."""
     requests: list[tuple[int, Call]] = []
     problems: list[str] = []
     for number, raw in enumerate(lines, 1):
+        if raw is None:
+            problems.append(
+                f"line {number}: longer than {line_limit(client)} bytes "
+                f"(POC_API_MAX_REQUEST_BYTES plus {ENVELOPE_ALLOWANCE} for the method, path, "
+                "query and headers)."
+            )
+            continue
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -46,9 +63,12 @@ def parse_requests(
         if not line.strip():
             continue
         try:
-            item = json.loads(line.rstrip("\r\n"))
+            item = load_json(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             problems.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno}).")
+            continue
+        except UnusableJSON as exc:
+            problems.append(f"line {number}: {exc}.")
             continue
         if not isinstance(item, dict):
             problems.append(
@@ -111,7 +131,7 @@ def summary(results: list[BatchResult], seconds: float, batch_id: str) -> list[s
     by_status = ", ".join(f"{name} x {count}" for name, count in sorted(counts.items()))
     latency = f"p50 {p50:.1f} ms, p95 {p95:.1f} ms" if durations else "no answers"
     return [
-        f"Sent {len(results)} requests in {seconds:.2f} s (batch {batch_id}): "
+        f"Sent {plural(len(results), 'request')} in {seconds:.2f} s (batch {batch_id}): "
         f"{len(results) - failed} succeeded, {failed} failed.",
         f"By status: {by_status or 'none'}.",
         f"Latency: {latency}.",
@@ -132,9 +152,9 @@ class Command(ApiCommand):
     Each line is one request: {"method": "POST", "path": "items", "query": {"a": "1"},
     "headers": {"X-Trace": "t"}, "json": {"name": "widget"}}; only "path" is required (""
     is the base URL itself) and "method" defaults to GET. Every line is checked before
-    anything is sent: a malformed line is reported with its number and nothing is sent
-    (exit status 2). The exchanges of one run share a batch id, shown in the summary;
-    filter the admin's exchanges by it.
+    anything is sent: a malformed line (or one longer than POC_API_MAX_REQUEST_BYTES plus
+    64 KiB) is reported with its number and nothing is sent (exit status 2). The exchanges
+    of one run share a batch id, shown in the summary; filter the admin's exchanges by it.
     Exit status: 0 when every request answered below 400, 1 when any failed, 2 on bad
     arguments or input.
     """
@@ -156,13 +176,17 @@ class Command(ApiCommand):
             # "Concurrency must be ... (SETTING)." -> "--concurrency must be ...; got 0."
             reason = exc.message.removeprefix("Concurrency ").rstrip(".")
             raise bad_input(f"--concurrency {reason}; got {concurrency}.") from None
-        numbered, problems = parse_requests(read_lines(source), client)
+        try:
+            with nullcontext(sys.stdin.buffer) if source == "-" else Path(source).open("rb") as f:
+                numbered, problems = parse_requests(read_lines(f, line_limit(client)), client)
+        except OSError as exc:
+            raise bad_input(f"Cannot read {display_name(source)}: {exc.strerror}.") from None
         if problems:
             for problem in problems[:MAX_REPORTED_PROBLEMS]:
                 self.stderr.write(problem)
             if len(problems) > MAX_REPORTED_PROBLEMS:
                 self.stderr.write(f"... and {len(problems) - MAX_REPORTED_PROBLEMS} more.")
-            count = f"{len(problems)} malformed line" + ("s" if len(problems) > 1 else "")
+            count = plural(len(problems), "malformed line")
             raise bad_input(f"{count} in {display_name(source)}; nothing was sent.")
         if not numbered:
             self.stdout.write(f"No requests in {display_name(source)}; nothing was sent.")
@@ -185,15 +209,16 @@ class Command(ApiCommand):
             elapsed = time.perf_counter() - started
             self.stdout.write("\n".join(summary(results, elapsed, batch_id)))
             raise CommandError(
-                f"Interrupted after {len(results)} of {len(numbered)} requests.", returncode=130
+                f"Interrupted after {len(results)} of {plural(len(numbered), 'request')}.",
+                returncode=130,
             ) from None
         progress.finish()
         self.stdout.write("\n".join(summary(results, time.perf_counter() - started, batch_id)))
         failed = sum(not r.ok for r in results)
         if failed:
             raise CommandError(
-                f"{failed} of {len(results)} requests failed; the admin lists them under "
-                f"batch {batch_id}."
+                f"{failed} of {plural(len(results), 'request')} failed; the admin lists "
+                f"{'it' if failed == 1 else 'them'} under batch {batch_id}."
             )
 
 

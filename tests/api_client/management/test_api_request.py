@@ -1,6 +1,9 @@
 """manage.py api_request against the live sandbox."""
 
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
@@ -8,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from api_client.models import Exchange
 from tests.helpers.exchanges import fake_stdin, run_command
+from tests.helpers.processes import ROOT, database_url_for_subprocess
 
 
 def api_request(*argv: str) -> tuple[str, str]:
@@ -157,6 +161,10 @@ def test_an_unreachable_api_exits_1_with_the_reason(
         (["GET", "items", "--header", "NoColon"], "--header 'NoColon' is not NAME:VALUE"),
         (["GET", "items", "--header", "Authorization: Bearer x"], "managed by pocclient"),
         (["GET", "items", "--header", "X-A: a\x01b"], "control character"),
+        (["POST", "items", "--data", "[1e999]"], "--data: the number 1e999 is out of range; "),
+        (["POST", "items", "--data", '{"a": NaN}'], "--data: NaN is not a JSON value"),
+        (["POST", "items", "--data", "9" * 4301], "has 4301 digits; at most 4300 are allowed"),
+        (["POST", "items", "--data", "[" * 50_000], "--data: it is nested too deeply"),
     ],
 )
 def test_bad_input_exits_2_and_sends_nothing(configure_api, closed_port, argv, message):
@@ -216,3 +224,92 @@ def test_secrets_the_api_echoes_are_scrubbed_from_the_output(api_config):
     assert echoed["X-Echo-Secret"] == "[redacted]"
     for secret in (token.access_token, token.refresh_token, api_config.CLIENT_SECRET):
         assert secret not in out
+
+
+def test_a_data_file_of_the_body_limit_is_sent_and_one_byte_more_is_not(configure_api, tmp_path):
+    configure_api(MAX_REQUEST_BYTES=100)
+    body = tmp_path / "item.json"
+    body.write_text('{"name": "at the limit"' + " " * 76 + "}", encoding="utf-8")
+    assert body.stat().st_size == 100
+
+    out, _ = api_request("POST", "items", "--data", f"@{body}")
+    body.write_text(body.read_text() + " ", encoding="utf-8")
+    with pytest.raises(CommandError) as caught:
+        api_request("POST", "items", "--data", f"@{body}")
+
+    assert body_of(out)["name"] == "at the limit"
+    assert str(caught.value) == (
+        f"--data file {body} is larger than 100 bytes (POC_API_MAX_REQUEST_BYTES); "
+        "nothing was sent."
+    )
+    assert caught.value.returncode == 2
+    assert Exchange.objects.filter(kind=Exchange.Kind.API).count() == 1
+
+
+def test_standard_input_over_the_body_limit_exits_2(configure_api, capsys, monkeypatch):
+    configure_api(MAX_REQUEST_BYTES=100)
+    fake_stdin(monkeypatch, b"[" + b" " * 200 + b"]")
+
+    result = run_command(
+        "api_request", "POST", "items", "--data", "@-", capsys=capsys, monkeypatch=monkeypatch
+    )
+
+    assert result.status == 2
+    assert result.err == (
+        "CommandError: --data from standard input is larger than 100 bytes "
+        "(POC_API_MAX_REQUEST_BYTES); nothing was sent.\n"
+    )
+    assert Exchange.objects.count() == 0
+
+
+def bytes_taken_before_refusal(data: str, feed: str | None = None) -> tuple[int, str]:
+    """Run ``api_request POST items --data DATA`` in a process of its own and write 50 MB to
+    standard input, or to the named pipe ``feed``, until it stops reading: ``(bytes it took,
+    stderr)``. The pipe's own buffer aside, a command that reads only limit + 1 bytes takes
+    only those."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "api_request", "POST", "items", "--data", data],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url_for_subprocess(),
+            "POC_API_MAX_REQUEST_BYTES": "1000000",
+        },
+        stdin=subprocess.DEVNULL if feed else subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    written = 0
+    chunk = b" " * 65536
+    try:
+        with open(feed, "wb") if feed else process.stdin as sink:
+            while written < 50_000_000:
+                sink.write(chunk)
+                written += len(chunk)
+    except BrokenPipeError:
+        pass
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 2, err
+    return written, err.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_data_from_an_endless_standard_input_is_refused_after_the_limit():
+    taken, err = bytes_taken_before_refusal("@-")
+
+    assert err == (
+        "CommandError: --data from standard input is larger than 1000000 bytes "
+        "(POC_API_MAX_REQUEST_BYTES); nothing was sent.\n"
+    )
+    assert taken < 1_000_001 + 1_000_000  # the limit, and pipe buffers far below 50 MB
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_data_file_that_never_ends_is_refused_after_the_limit(tmp_path):
+    fifo = tmp_path / "endless.json"
+    os.mkfifo(fifo)
+
+    taken, err = bytes_taken_before_refusal(f"@{fifo}", feed=str(fifo))
+
+    assert f"--data file {fifo} is larger than 1000000 bytes" in err
+    assert taken < 1_000_001 + 1_000_000

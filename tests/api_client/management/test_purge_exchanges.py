@@ -45,7 +45,7 @@ def test_fractions_of_days_are_allowed():
 
     out = purge_exchanges("--older-than", "0.5")
 
-    assert "Deleted 1 exchanges" in out and "(older than 0.5 days)" in out
+    assert "Deleted 1 exchange created" in out and "(older than 0.5 days)" in out
 
 
 def test_without_older_than_the_retention_setting_applies(settings):
@@ -55,7 +55,7 @@ def test_without_older_than_the_retention_setting_applies(settings):
 
     out = purge_exchanges()
 
-    assert "Deleted 1 exchanges" in out and "(older than 3 days)" in out
+    assert "Deleted 1 exchange created" in out and "(older than 3 days)" in out
     assert Exchange.objects.count() == 1
 
 
@@ -180,3 +180,14 @@ def test_help_shows_examples_and_a_cron_line(capsys, monkeypatch):
         result.out
     )
     assert "default: POC_EXCHANGE_RETENTION_DAYS, now 30" in " ".join(result.out.split())
+
+
+def test_one_exchange_is_counted_in_the_singular():
+    create_exchange(created_at=ago(days=40))
+
+    assert purge_exchanges("--older-than", "30", "--dry-run").startswith(
+        "Would delete 1 exchange created before "
+    )
+    assert purge_exchanges("--older-than", "30").startswith(
+        "Done! Deleted 1 exchange created before "
+    )

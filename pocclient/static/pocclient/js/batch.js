@@ -9,6 +9,7 @@ export class BatchRunner {
     this.config = config;
     this.builder = builder;
     this.onDone = onDone;
+    this.canSend = config.permissions.send_request;
     this.controller = null;
     this.lines = []; // request index -> line number of the pasted list (for messages)
     $("#batch-form").addEventListener("submit", (event) => {
@@ -62,6 +63,7 @@ export class BatchRunner {
   }
 
   async run() {
+    if (!this.canSend) return; // the server would refuse it too (403)
     const { requests, problems } = this.requests();
     const concurrency = Number($("#batch-concurrency").value);
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > this.config.max_workers) {
@@ -96,7 +98,7 @@ export class BatchRunner {
       }
     } finally {
       this.controller = null;
-      $("#batch-run").disabled = false;
+      $("#batch-run").disabled = !this.canSend;
       $("#batch-stop").disabled = true;
       this.onDone();
     }

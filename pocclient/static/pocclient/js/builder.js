@@ -12,6 +12,7 @@ export class Builder {
     this.config = config;
     this.onSent = onSent;
     this.bodyless = new Set(config.bodyless_methods);
+    this.canSend = config.permissions.send_request;
     this.form = $("#request-form");
     this.method = $("#method");
     this.path = $("#path");
@@ -118,6 +119,7 @@ export class Builder {
   }
 
   async send() {
+    if (!this.canSend) return; // the server would refuse it too (403)
     const { request, problems } = this.current();
     this.errors(problems);
     if (problems.length) {
@@ -149,7 +151,7 @@ export class Builder {
     const note = $("#replay-note");
     note.replaceChildren(
       el("strong", {}, `Loaded exchange #${exchangeId}.`),
-      " Press Send to replay it.",
+      this.canSend ? " Press Send to replay it." : " Copy it as cURL; sending it needs api_client.send_request.",
       ...replay.warnings.map((warning) => el("span", { class: "warning" }, ` ${warning}`)),
     );
     show(note);

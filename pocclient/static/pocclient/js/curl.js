@@ -15,8 +15,20 @@ export function fullUrl(baseUrl, path, query) {
   return url.toString();
 }
 
+// api_client.validation.BODYLESS_METHODS: pocclient never sends a body with these (the page
+// and the client refuse one), so neither does the command, whatever the body box holds.
+const BODYLESS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+// curl's own choice of method: GET, or POST once --data is given; -X only says otherwise.
+// HEAD is --head, as -X HEAD would make curl wait for a body that never comes.
+function methodOption(method, hasBody) {
+  if (method === "HEAD") return " --head";
+  return method === (hasBody ? "POST" : "GET") ? "" : ` -X ${method}`;
+}
+
 export function curlCommand({ baseUrl, method, path, query, headers, json }) {
-  const first = method === "GET" ? "curl" : `curl -X ${method}`;
+  if (BODYLESS.has(method)) json = undefined;
+  const first = `curl${methodOption(method, json !== undefined)}`;
   const lines = [`${first} ${shellQuote(fullUrl(baseUrl, path, query))}`];
   lines.push(`-H ${TOKEN_PLACEHOLDER}`, `-H ${shellQuote("Accept: application/json")}`);
   const names = Object.keys(headers || {}).map((name) => name.toLowerCase());

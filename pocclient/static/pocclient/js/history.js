@@ -1,4 +1,5 @@
 // History: the latest exchanges, paged and filtered by status class; a click loads one.
+// Only made for a user with view_exchange (console.js); the page shows a note otherwise.
 
 import { $, $$, el, formatMs, formatTime, show, statusClass } from "./dom.js";
 import { getJSON } from "./http.js";
@@ -7,6 +8,7 @@ export class History {
   constructor(config, { onLoad }) {
     this.url = config.urls.exchanges;
     this.onLoad = onLoad;
+    this.canSend = config.permissions.send_request;
     this.page = 1;
     this.status = "";
     for (const button of $$("#history [data-status]")) {
@@ -44,11 +46,17 @@ export class History {
       return;
     }
     $("#history-rows").replaceChildren(...data.results.map((row) => this.row(row)));
-    $("#history-empty").textContent = "No exchanges match.";
+    $("#history-empty").textContent = this.emptyText();
     show($("#history-empty"), data.results.length === 0);
     $("#history-prev").disabled = !data.has_previous;
     $("#history-next").disabled = !data.has_next;
     $("#history-page").textContent = `Page ${data.page}`;
+  }
+
+  emptyText() {
+    if (this.status) return "No exchanges match this filter.";
+    if (this.page > 1) return "No older exchanges.";
+    return this.canSend ? "No exchanges yet: send a request above." : "No exchanges yet.";
   }
 
   row(exchange) {
@@ -57,6 +65,7 @@ export class History {
       "tr",
       { dataset: { id: exchange.id }, title: "Load into the builder", class: "clickable" },
       el("td", { title: exchange.created_at }, formatTime(exchange.created_at)),
+      el("td", { class: "actor", title: exchange.actor ? `Caused by ${exchange.actor}` : "Caused by Python code" }, exchange.actor || "—"),
       el("td", {}, exchange.method),
       el("td", { class: "path" }, exchange.path),
       el("td", {}, el("span", { class: `badge ${statusClass(exchange.status)}` }, outcome)),

@@ -15,6 +15,10 @@ export class TokenPanel {
     this.timer = null;
     this.failures = 0;
     this.busy = false;
+    // A refresh when due takes either permission; one by hand (force) takes send_request.
+    this.canForce = config.permissions.send_request;
+    this.canRead = config.permissions.view_exchange;
+    $("#token-refresh").disabled = !this.canForce;
     $("#token-refresh").addEventListener("click", () => this.refresh({ force: true }));
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) this.sync();
@@ -68,7 +72,7 @@ export class TokenPanel {
   }
 
   async refresh({ force }) {
-    if (this.busy) return;
+    if (this.busy || (force && !this.canForce)) return;
     this.busy = true;
     const button = $("#token-refresh");
     button.disabled = true;
@@ -85,13 +89,17 @@ export class TokenPanel {
       this.message(`Refresh failed: ${error.message}`);
     } finally {
       this.busy = false;
-      button.disabled = false;
+      button.disabled = !this.canForce;
     }
   }
 
   async sync() {
     try {
-      this.update(await getJSON(this.urls.token));
+      // Reading the status takes view_exchange; without it, a refresh when due answers it.
+      const status = this.canRead
+        ? await getJSON(this.urls.token)
+        : await postJSON(this.urls.token_refresh, { force: false });
+      this.update(status);
     } catch {
       // The next scheduled refresh reports what is wrong.
     }

@@ -1,101 +1,14 @@
-import hashlib
+"""The exchange log: one row per outbound call, and how the admin and console select rows."""
+
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connections, models
 from django.db.models import Q
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
-
-
-def credential_key(token_url: str, client_id: str, scope: str = "") -> str:
-    """The identity of one credential: one persisted token per token endpoint, client and
-    scope, so a token granted for one scope is never used for another."""
-    identity = f"{token_url}\n{client_id}"
-    if scope := " ".join(sorted(set(scope.split()))):
-        identity += f"\n{scope}"
-    return hashlib.sha256(identity.encode()).hexdigest()
-
-
-def mask(secret: str) -> str:
-    """Enough of a secret to tell two apart in the admin, never enough to use it."""
-    if not secret:
-        return ""
-    return f"{secret[:4]}…{len(secret)} chars" if len(secret) > 12 else "…"
-
-
-class TokenState(models.TextChoices):
-    MISSING = "missing", "no token yet"
-    VALID = "valid", "valid"
-    EXPIRING = "expiring", "expiring soon"
-    EXPIRED = "expired", "expired"
-    FAILED = "failed", "failed"
-
-
-class Token(models.Model):
-    """The access token of one credential, shared by every thread and process.
-
-    ``lease_owner``/``lease_until`` implement single flight (see ``api_client.tokens``).
-    """
-
-    credential_key = models.CharField(max_length=64, unique=True)
-    token_url = models.CharField(max_length=2048)
-    client_id = models.CharField(max_length=255)
-    access_token = models.TextField(blank=True)
-    refresh_token = models.TextField(blank=True)
-    scope = models.CharField(max_length=1000, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    obtained_at = models.DateTimeField("last refresh", null=True, blank=True)
-    refresh_count = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
-    lease_owner = models.CharField(max_length=64, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["client_id"]
-
-    def __str__(self) -> str:
-        return f"token for {self.client_id} at {self.token_url}"
-
-    @property
-    def masked_access_token(self) -> str:
-        return mask(self.access_token)
-
-    @property
-    def lifetime(self) -> timedelta | None:
-        if self.expires_at and self.obtained_at:
-            return self.expires_at - self.obtained_at
-        return None
-
-    def refresh_due_at(self, leeway_seconds: int) -> datetime | None:
-        """When this token should be replaced: ``leeway`` before expiry, capped at half its life.
-
-        The cap keeps short-lived tokens in use: a 60-second token with a 60-second leeway
-        would otherwise be refreshed on every call.
-        """
-        if not self.access_token or not self.expires_at:
-            return None
-        leeway = timedelta(seconds=leeway_seconds)
-        if self.lifetime is not None:
-            leeway = min(leeway, self.lifetime / 2)
-        return self.expires_at - leeway
-
-    def is_usable(self, leeway_seconds: int, now: datetime | None = None) -> bool:
-        due = self.refresh_due_at(leeway_seconds)
-        return due is not None and (now or timezone.now()) < due
-
-    def state(self, leeway_seconds: int, now: datetime | None = None) -> TokenState:
-        now = now or timezone.now()
-        if not self.access_token or not self.expires_at:
-            return TokenState.FAILED if self.last_error else TokenState.MISSING
-        if self.expires_at <= now:
-            return TokenState.FAILED if self.last_error else TokenState.EXPIRED
-        if not self.is_usable(leeway_seconds, now):
-            return TokenState.EXPIRING
-        return TokenState.VALID
 
 
 class StatusClass(models.IntegerChoices):
@@ -123,9 +36,11 @@ class StatusClass(models.IntegerChoices):
         return Q(status__gte=self * 100, status__lt=self * 100 + 100)
 
 
-FAILED = Q(status__gte=400) | Q(status__isnull=True)
-PURGE_BATCH_SIZE = 500
-PURGE_PAUSE = 0.05
+# Failed: an error status, or no answer at all (a call still in progress is not failed yet).
+FAILED = Q(status__gte=400) | (Q(status__isnull=True) & ~Q(state="pending"))
+PURGE_BATCH_SIZE = 500  # the first batch; the next are sized by time
+PURGE_SECONDS_PER_BATCH = 0.05
+PURGE_MAX_BATCH = 50_000
 
 
 class ExchangeQuerySet(models.QuerySet):
@@ -148,41 +63,54 @@ class ExchangeQuerySet(models.QuerySet):
     def purge(
         self,
         *,
-        batch_size: int = PURGE_BATCH_SIZE,
-        pause: float = PURGE_PAUSE,
+        batch_size: int | None = None,
+        pause: float | None = None,
+        seconds_per_batch: float = PURGE_SECONDS_PER_BATCH,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:
-        """Delete these exchanges, oldest first, ``batch_size`` rows at a time.
+        """Delete these exchanges, oldest first, in batches; returns how many went.
 
-        Each batch is its own short transaction (a SELECT of ids, then a DELETE of those ids),
-        and the ``pause`` between batches lets writers queued on the lock (SQLite has one for
-        the whole database) go first, so a large purge never blocks the client's exchange log
-        for longer than one small batch takes. Returns how many rows went.
+        Each batch is its own short transaction (a SELECT of ids, then a DELETE of those ids).
+        Batches are sized by time, not rows: the next is made as large as fits in
+        ``seconds_per_batch`` by the pace of the last (``batch_size`` fixes the size instead),
+        so that the write lock (SQLite has one for the whole database) is never held for long
+        however fast the disk. Between batches the lock is left to other writers for a
+        quarter of the time the batch took (``pause`` fixes it instead).
         """
         ordered = self.order_by("created_at", "id")
-        deleted = 0
-        while ids := list(ordered.values_list("id", flat=True)[:batch_size]):
+        size, deleted = batch_size or PURGE_BATCH_SIZE, 0
+        while True:
+            started = time.perf_counter()
+            ids = list(ordered.values_list("id", flat=True)[:size])
+            if not ids:
+                break
             count, _ = self.model.objects.filter(id__in=ids).delete()
             deleted += count
+            took = time.perf_counter() - started
             if on_batch is not None:
                 on_batch(deleted)
-            if len(ids) < batch_size:
+            if len(ids) < size:
                 break
-            if pause:
-                time.sleep(pause)
+            if batch_size is None:
+                pace = len(ids) / max(took, 1e-4)  # rows per second
+                size = int(min(max(pace * seconds_per_batch, 100), PURGE_MAX_BATCH))
+            wait = took / 4 if pause is None else pause
+            if wait:
+                time.sleep(wait)
         return deleted
 
 
 class ExchangeManager(models.Manager.from_queryset(ExchangeQuerySet)):
-    """Adds ``record``: the INSERT on every API call's path, compiled once per connection.
+    """Adds the writes of ``api_client.ledger``, their SQL compiled once per connection.
 
-    ``Model.save()`` recompiles the same 18-column INSERT for every row, which costs more
-    than executing it (about 150 us of the client's per-call overhead, see BENCHMARKS.md).
-    ``record`` lets Django's own compiler write the SQL once per database alias, then only
-    prepares the values, exactly as ``save()`` does. No model signals are sent.
+    ``record`` is one INSERT: ``Model.save()`` recompiles the same INSERT for every row, which
+    costs more than executing it (see BENCHMARKS.md); ``record`` lets Django's own compiler
+    write the SQL once per database alias, then only prepares the values, as ``save()`` does.
+    ``complete`` is one prepared UPDATE for many rows (``executemany``). No signals are sent.
     """
 
     _insert_sql: dict[str, str] = {}
+    _update_sql: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def record(self, exchange: "Exchange") -> int:
         connection = connections[self.db]
@@ -202,6 +130,30 @@ class ExchangeManager(models.Manager.from_queryset(ExchangeQuerySet)):
         exchange._state.adding, exchange._state.db = False, connection.alias
         return pk
 
+    def complete(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        """Set each row's ``fields`` (the same names for every row), by primary key."""
+        if not rows:
+            return
+        connection = connections[self.db]
+        meta = self.model._meta
+        names = tuple(rows[0][1])
+        fields = [meta.get_field(name) for name in names]
+        key = (connection.alias, names)
+        sql = self._update_sql.get(key)
+        if sql is None:
+            quote = connection.ops.quote_name
+            assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+            table, pk = quote(meta.db_table), quote(meta.pk.column)
+            # Names come from the model's own fields, never from input.
+            sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
+            self._update_sql[key] = sql
+        params = [
+            [f.get_db_prep_save(values[f.name], connection) for f in fields] + [pk]
+            for pk, values in rows
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+
     def _compile_insert(self, connection, fields: list) -> str:
         query = InsertQuery(self.model)
         query.insert_values(fields, [self.model()])
@@ -212,13 +164,28 @@ class ExchangeManager(models.Manager.from_queryset(ExchangeQuerySet)):
 
 
 class Exchange(models.Model):
-    """One outbound HTTP call, as sent and as answered, with secrets redacted."""
+    """One outbound HTTP call, as sent and as answered, with secrets redacted.
+
+    Written before the request leaves (``state`` pending) and completed after
+    (``api_client.ledger``): answered (a status came back), failed (the call did not reach the
+    API, or was never sent), or unknown (it may have: the connection broke after sending, the
+    deadline cut the answer, or the process died before it could record the end).
+    """
 
     class Kind(models.TextChoices):
         API = "api", "API call"
         TOKEN = "token", "token request"
 
+    class State(models.TextChoices):
+        PENDING = "pending", "in progress"
+        ANSWERED = "answered", "answered"
+        FAILED = "failed", "failed"
+        UNKNOWN = "unknown", "unknown"
+
     created_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=8, choices=State, default=State.ANSWERED)
+    # A pending row whose settle_by has passed belongs to a process that died: unknown.
+    settle_by = models.DateTimeField(null=True, blank=True)
     kind = models.CharField(max_length=8, choices=Kind, default=Kind.API)
     method = models.CharField(max_length=10)
     url = models.CharField(max_length=4096)
@@ -249,13 +216,18 @@ class Exchange(models.Model):
             models.Index(fields=["actor", "-created_at"], name="exchange_actor_idx"),
             models.Index(fields=["-created_at", "-id"], name="exchange_recent_idx"),
             models.Index(fields=["status", "created_at"], name="exchange_status_idx"),
-            models.Index(fields=["method", "created_at"], name="exchange_method_idx"),
             models.Index(fields=["request_id"], name="exchange_request_id_idx"),
             models.Index(fields=["batch_id"], name="exchange_batch_id_idx"),
             # The admin filters by kind (token requests are few among many calls) and sorts
             # by duration ("the slowest calls").
             models.Index(fields=["kind", "created_at"], name="exchange_kind_idx"),
             models.Index(fields=["duration_ms"], name="exchange_duration_idx"),
+            # The ledger's sweep looks for rows left pending; few are at any time.
+            models.Index(
+                fields=["settle_by"],
+                name="exchange_pending_idx",
+                condition=models.Q(state="pending"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -265,6 +237,14 @@ class Exchange(models.Model):
     @property
     def ok(self) -> bool:
         return self.status is not None and self.status < 400
+
+    @property
+    def shown_state(self) -> "Exchange.State":
+        """The state to show: a pending row past its ``settle_by`` is unknown (its process
+        died), before the ledger's sweep has marked it so."""
+        if self.state == self.State.PENDING and self.settle_by and self.settle_by < timezone.now():
+            return self.State.UNKNOWN
+        return self.State(self.state)
 
 
 class ExchangeSummary(Exchange):

@@ -1,0 +1,359 @@
+"""The exchange ledger: every call on record before it leaves, written by one thread per process.
+
+Write-ahead. A call's ``Exchange`` row is inserted, and committed, as *pending* before the
+request leaves (``open``); when the call ends it is completed (``close``): *answered*, *failed*
+or *unknown* (the process cannot know whether the API received it). A ``kill -9`` at any
+moment therefore leaves every call that may have reached the API on record: at worst pending,
+and a pending row whose ``settle_by`` has passed (its deadline, and a minute to record the
+end) belongs to a process that died; it is shown as unknown, and the writer marks it so
+(``sweep``).
+
+One writer, group commit. Request threads, batch workers, token requests and commands hand
+their rows to the process's writer thread and wait only for what they must: ``open`` waits
+for the pending row's commit (the request may not leave before it); ``close`` waits only when
+asked (single calls, so that whoever made one can read its record at once; batches do not,
+and ``flush`` at their end). The writer takes whatever is waiting and writes it in one short
+transaction: inserts, then the completions (one prepared UPDATE, many rows), then the
+per-minute rollup (``ExchangeRollup``) that the admin's summary reads. Instead of every thread
+taking SQLite's write lock in turn (and sleeping in its busy handler between tries), one
+thread per process does, once for many rows.
+
+Inside a transaction. A call made while the caller's connection is in an atomic block is
+recorded on that connection instead (its own savepoint): the writer's connection could not
+take SQLite's write lock while the caller holds it.
+
+Durability on PostgreSQL. A transaction that opens a call is committed as usual (a pending
+row must be on disk before the request leaves, whatever crashes). One that only completes
+calls uses ``synchronous_commit = off``: a crash of the application loses nothing (PostgreSQL
+has the commit); a crash of the database server may lose the last moment of completions,
+which then show as unknown, never as missing (BENCHMARKS.md measures the difference).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future
+from datetime import timedelta
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections, connection, connections, transaction
+from django.utils import timezone
+
+from .exceptions import LedgerError
+from .models import Exchange, ExchangeRollup
+
+logger = logging.getLogger(__name__)
+
+MAX_ROWS_PER_COMMIT = 500
+_FEW = 4
+SWEEP_SECONDS = 60.0
+IDLE_SECONDS = 5.0
+SETTLE_GRACE = timedelta(seconds=60)  # after its deadline, for the end of a call to be written
+WAIT_SECONDS = 60.0  # longest a caller waits for its row (the database's lock timeout is 20 s)
+ABANDONED = (
+    "The process that sent this call stopped before it could record how the call ended; "
+    "the API may have received it."
+)
+# What a completion may change: the request side was written by open().
+COMPLETION_FIELDS = (
+    "state",
+    "status",
+    "response_headers",
+    "response_body",
+    "response_truncated",
+    "duration_ms",
+    "attempts",
+    "error",
+    "error_code",
+)
+
+
+class _Op:
+    __slots__ = ("abandoned", "exchange", "fields", "future", "kind")
+
+    def __init__(
+        self,
+        kind: str,
+        exchange: Exchange,
+        fields: dict[str, Any] | None = None,
+        future: Future | None = None,
+    ) -> None:
+        self.kind = kind  # "open" (a pending row), "record" (a whole row), "close"
+        self.exchange = exchange
+        self.fields = fields
+        self.future = future
+        self.abandoned = False  # the caller stopped waiting for its open
+
+
+class Ledger:
+    """The process's writer of exchanges (``LEDGER``); thread-safe."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._queued = 0  # ops handed over and not yet written
+        self._written = threading.Condition(self._lock)
+        self._next_sweep = 0.0
+        self.commits = 0  # transactions the writer committed, and the rows they held
+        self.rows = 0
+
+    # --- what callers do ---------------------------------------------------------------------
+
+    def open(self, exchange: Exchange) -> int:
+        """Insert ``exchange`` as pending and return its id once committed; raise
+        ``LedgerError`` when it cannot be (the call must then not be sent)."""
+        exchange.state = Exchange.State.PENDING
+        if connection.in_atomic_block:
+            return self._inline_insert(exchange)
+        future: Future[int] = Future()
+        op = _Op("open", exchange, future=future)
+        self._submit(op)
+        try:
+            return future.result(timeout=WAIT_SECONDS)
+        except TimeoutError:
+            with self._lock:
+                op.abandoned = True
+            if future.done() and future.exception() is None:  # committed just too late
+                self._submit(_Op("close", exchange, fields=_never_sent({})))
+            raise LedgerError(
+                "The call was not sent: the exchange log could not record it within "
+                f"{WAIT_SECONDS:g} s (the database is busy). Try again in a moment."
+            ) from None
+
+    def record(self, exchange: Exchange) -> int | None:
+        """Insert a whole row (a call that was never sent); its id, or None if it failed."""
+        if connection.in_atomic_block:
+            try:
+                return self._inline_insert(exchange)
+            except LedgerError:
+                return None
+        future: Future[int] = Future()
+        self._submit(_Op("record", exchange, future=future))
+        try:
+            return future.result(timeout=WAIT_SECONDS)
+        except (TimeoutError, LedgerError):
+            return None
+
+    def close(self, exchange: Exchange, fields: dict[str, Any], *, wait: bool) -> None:
+        """Complete ``exchange`` (opened by ``open``) with ``fields``; with ``wait``, return
+        once it is committed. A failure to complete never hides the call's result: the row
+        stays pending, and is shown as unknown once it should have settled."""
+        if connection.in_atomic_block:
+            self._inline_update(exchange, fields)
+            return
+        future: Future[None] | None = Future() if wait else None
+        self._submit(_Op("close", exchange, fields=fields, future=future))
+        if future is not None:
+            try:
+                future.result(timeout=WAIT_SECONDS)
+            except (TimeoutError, LedgerError):
+                logger.warning("The end of %s is not recorded yet", exchange)
+
+    def flush(self, timeout: float = WAIT_SECONDS) -> bool:
+        """Wait until everything handed over so far is written (or failed); False on timeout."""
+        with self._written:
+            return self._written.wait_for(lambda: self._queued == 0, timeout=timeout)
+
+    def stop(self) -> None:
+        """Write what is queued, then end the writer (it closes its connection); the next
+        call starts a new one. At process exit, and in tests that change database settings."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=WAIT_SECONDS)
+
+    # --- the writer ----------------------------------------------------------------------------
+
+    def _submit(self, op: _Op) -> None:
+        with self._lock:
+            self._queued += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="api-ledger", daemon=True)
+                self._thread.start()
+        self._queue.put(op)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    first = self._queue.get(timeout=IDLE_SECONDS)
+                except queue.Empty:
+                    connections.close_all()  # idle: no connection kept open for nothing
+                    first = _SWEEP
+                ops = [first]
+                while len(ops) < MAX_ROWS_PER_COMMIT:
+                    try:
+                        ops.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stopping = None in ops
+                work = [op for op in ops if op is not None and op is not _SWEEP]
+                if work:
+                    self._write(work)
+                    self._settle(len(work))
+                self._sweep_when_due()
+                if stopping:
+                    return
+        finally:
+            connections.close_all()  # only this thread's connections
+
+    def _write(self, ops: list[_Op]) -> None:
+        close_old_connections()
+        try:
+            with transaction.atomic():
+                self._apply(ops)
+            self.commits += 1
+            self.rows += len(ops)
+        except Exception:
+            # One bad row, or a lock held too long: each on its own, so that the others keep
+            # their record and each caller learns about its own.
+            for op in ops:
+                try:
+                    with transaction.atomic():
+                        self._apply([op])
+                except Exception as exc:
+                    self._failed(op, exc)
+                else:
+                    self._done([op])
+            return
+        self._done(ops)
+
+    def _apply(self, ops: list[_Op]) -> None:
+        inserts = [op for op in ops if op.kind != "close"]
+        closes = [op for op in ops if op.kind == "close"]
+        if connection.vendor == "postgresql" and not any(op.kind == "open" for op in ops):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        if inserts:
+            with self._lock:
+                for op in inserts:
+                    if op.abandoned:  # the caller gave up: the call was never sent
+                        _never_sent(op.exchange)
+            if len(inserts) <= _FEW:  # bulk_create builds its query anew: dearer for a few
+                for op in inserts:
+                    Exchange.objects.record(op.exchange)
+            else:
+                Exchange.objects.bulk_create([op.exchange for op in inserts])
+        if closes:
+            Exchange.objects.complete([(op.exchange.pk, op.fields) for op in closes])
+        finished = [op.exchange for op in inserts if op.exchange.state != Exchange.State.PENDING]
+        for op in closes:
+            for name, value in op.fields.items():
+                setattr(op.exchange, name, value)
+            finished.append(op.exchange)
+        if finished:
+            ExchangeRollup.objects.add(Counter(ExchangeRollup.key_of(e) for e in finished))
+
+    def _done(self, ops: list[_Op]) -> None:
+        late = []
+        with self._lock:
+            for op in ops:
+                if op.kind == "open" and op.abandoned and op.exchange.state == "pending":
+                    late.append(op.exchange)  # committed after its caller gave up on it
+        for exchange in late:
+            self._submit(_Op("close", exchange, fields=_never_sent({})))
+        for op in ops:
+            if op.future is not None:
+                op.future.set_result(op.exchange.pk)
+
+    def _failed(self, op: _Op, exc: Exception) -> None:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        exchange = op.exchange
+        logger.error(
+            "Could not record the exchange for %s %s: %s", exchange.method, exchange.path, reason
+        )
+        if op.future is not None:
+            op.future.set_exception(
+                LedgerError(
+                    "The exchange log could not record the call "
+                    f"({reason}); the server log has the details."
+                )
+            )
+
+    def _settle(self, count: int) -> None:
+        with self._written:
+            self._queued -= count
+            self._written.notify_all()
+
+    def _sweep_when_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_SECONDS
+        try:
+            sweep()
+        except DatabaseError:
+            logger.warning("Could not mark abandoned exchanges as unknown", exc_info=True)
+
+    # --- inside the caller's transaction ---------------------------------------------------
+
+    def _inline_insert(self, exchange: Exchange) -> int:
+        try:
+            with transaction.atomic():
+                pk = Exchange.objects.record(exchange)
+                if exchange.state != Exchange.State.PENDING:
+                    ExchangeRollup.objects.add(Counter([ExchangeRollup.key_of(exchange)]))
+                return pk
+        except Exception as exc:
+            self._failed(_Op("record", exchange), exc)
+            raise LedgerError("The exchange log could not record the call.") from exc
+
+    def _inline_update(self, exchange: Exchange, fields: dict[str, Any]) -> None:
+        try:
+            with transaction.atomic():
+                Exchange.objects.complete([(exchange.pk, fields)])
+                for name, value in fields.items():
+                    setattr(exchange, name, value)
+                ExchangeRollup.objects.add(Counter([ExchangeRollup.key_of(exchange)]))
+        except Exception:
+            logger.exception("Could not record the end of %s", exchange)
+
+
+_SWEEP: Any = object()  # a timeout of the writer's wait: time to sweep
+
+
+def _never_sent(target: Exchange | dict[str, Any]) -> dict[str, Any]:
+    fields = {
+        "state": Exchange.State.FAILED,
+        "attempts": 0,
+        "error": "The call was not sent: the exchange log could not record it in time.",
+        "error_code": "not_recorded",
+    }
+    if isinstance(target, Exchange):
+        for name, value in fields.items():
+            setattr(target, name, value)
+    return fields
+
+
+def sweep() -> int:
+    """Mark pending exchanges that should have settled as unknown (their process died);
+    returns how many. Each row is changed only if it is still pending, so processes that
+    sweep at once count each row once."""
+    now = timezone.now()
+    stale = list(
+        Exchange.objects.filter(state=Exchange.State.PENDING, settle_by__lt=now).only(
+            "id", "created_at", "kind", "duration_ms"
+        )[:1000]
+    )
+    marked = []
+    for exchange in stale:
+        fields = {"state": Exchange.State.UNKNOWN, "error": ABANDONED, "error_code": "abandoned"}
+        with transaction.atomic():
+            if Exchange.objects.filter(pk=exchange.pk, state=Exchange.State.PENDING).update(
+                **fields
+            ):
+                exchange.state, exchange.status = Exchange.State.UNKNOWN, None
+                ExchangeRollup.objects.add(Counter([ExchangeRollup.key_of(exchange)]))
+                marked.append(exchange)
+    return len(marked)
+
+
+LEDGER = Ledger()
+atexit.register(LEDGER.stop)
