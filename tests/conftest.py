@@ -39,9 +39,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 
 @pytest.fixture(autouse=True, scope="session")
-def stop_the_ledger_at_the_end() -> Iterator[None]:
+def stop_the_ledger_at_the_end(django_db_setup, django_db_blocker) -> Iterator[None]:
     """The ledger's writer keeps a database connection while it works; PostgreSQL will not
-    drop the test database while it is open."""
+    drop the test database while it is open, so the writer stops first (this fixture's
+    teardown comes before that of ``django_db_setup``, which it asks for)."""
     yield
     LEDGER.stop()
 

@@ -62,10 +62,33 @@ class CappedPaginator(Paginator):
     def capped(self) -> bool:
         return self._bounded_count > self.cap
 
+    searching = False  # counted only up to the page after this one (see ExchangeChangeList)
+
 
 class ExchangeChangeList(ChangeList):
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
         return super().get_queryset(request, exclude_parameters).defer(*LIST_DEFERRED)
+
+    def get_results(self, request: HttpRequest) -> None:
+        """With a search term, no count at all: the page and one row more, which says
+        whether a next page exists (a rare term's count would read every candidate row)."""
+        if not self.query:
+            return super().get_results(request)
+        per_page = self.list_per_page
+        offset = (max(self.page_num, 1) - 1) * per_page
+        rows = list(self.queryset[offset : offset + per_page + 1])
+        paginator = self.model_admin.get_paginator(request, self.queryset, per_page)
+        paginator.__dict__["_bounded_count"] = offset + len(rows)
+        paginator.searching = True
+        self.result_count = paginator.count
+        self.show_full_result_count = False
+        self.show_admin_actions = True
+        self.full_result_count = None
+        self.result_list = rows[:per_page]
+        self.can_show_all = False
+        self.multi_page = self.result_count > per_page
+        self.paginator = paginator
+        return None
 
 
 def date_hierarchy(cl: ChangeList) -> dict[str, Any]:
@@ -214,5 +237,6 @@ register = template.Library()
 
 @register.inclusion_tag("admin/date_hierarchy.html")
 def exchange_date_hierarchy(cl: ChangeList) -> dict[str, Any]:
-    """Django's ``date_hierarchy`` tag, without its scans of the whole table."""
-    return date_hierarchy(cl) if cl.date_hierarchy else {"show": False}
+    """Django's ``date_hierarchy`` tag, without its scans of the whole table; none at all
+    while a search term is set (its probes would each read the term's candidate rows)."""
+    return date_hierarchy(cl) if cl.date_hierarchy and not cl.query else {"show": False}

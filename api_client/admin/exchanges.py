@@ -27,6 +27,7 @@ from .filters import (
     ErrorFilter,
     MethodFilter,
     RequestIdFilter,
+    StateFilter,
     StatusClassFilter,
 )
 
@@ -50,6 +51,7 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
         "method",
         "short_path",
         "status",
+        "shown_state",
         "duration",
         "attempts",
         "error_code",
@@ -61,6 +63,7 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
     list_filter = (
         StatusClassFilter,
         ErrorFilter,
+        StateFilter,
         MethodFilter,
         "kind",
         "created_at",
@@ -68,8 +71,11 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
         BatchIdFilter,
         ActorFilter,
     )
-    search_fields = ("path", "=request_id")
-    search_help_text = "Searches paths (any part) and request ids (exact)."
+    search_fields = ("path", "request_id")  # searched by get_search_results, from indexes
+    search_help_text = (
+        "Finds exchanges whose path starts with what you type (items/3, /items?page=2) or "
+        "whose request id is exactly it."
+    )
     date_hierarchy = "created_at"
     paginator = CappedPaginator
     show_full_result_count = False
@@ -83,7 +89,7 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
                 "fields": (
                     "created_at",
                     "kind",
-                    ("method", "status"),
+                    ("method", "status", "shown_state"),
                     "url",
                     ("duration_ms", "attempts"),
                     ("error_code", "error"),
@@ -105,6 +111,7 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
         "kind",
         "method",
         "status",
+        "shown_state",
         "url",
         "duration_ms",
         "attempts",
@@ -124,6 +131,18 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ExchangeChangeList]:
         return ExchangeChangeList
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Exchange], search_term: str
+    ) -> tuple[QuerySet[Exchange], bool]:
+        """A path prefix or an exact request id, each from its index. Django's own search
+        (``icontains``) reads every row: 2 s at a million rows, more as the table grows."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        prefix = term if term.startswith("/") else "/" + term
+        by_path = queryset.path_starts_with(prefix)
+        return by_path | queryset.filter(request_id=term), False
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The log is not edited by hand, and "delete all matching" on a large table would be
         # one long write transaction: purge_exchanges deletes in small batches instead.
@@ -132,6 +151,10 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
     @admin.display(description="created at", ordering="created_at")
     def created(self, obj: Exchange) -> str:
         return timezone.localtime(obj.created_at).strftime(CREATED_FORMAT)
+
+    @admin.display(description="state")
+    def shown_state(self, obj: Exchange) -> str:
+        return obj.shown_state.label
 
     @admin.display(description="path")
     def short_path(self, obj: Exchange) -> str:

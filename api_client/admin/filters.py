@@ -78,6 +78,17 @@ class ErrorFilter(FixedChoiceFilter):
         return queryset.failed() if value == "yes" else queryset.succeeded()
 
 
+class StateFilter(FixedChoiceFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(state), str(state.label)) for state in Exchange.State]
+
+    def select(self, queryset: QuerySet[Exchange], value: str) -> QuerySet[Exchange]:
+        return queryset.in_state(value)
+
+
 class MethodFilter(FixedChoiceFilter):
     title = "method"
     parameter_name = "method"

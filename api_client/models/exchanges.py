@@ -11,6 +11,24 @@ from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 
+class PrefixField(models.CharField):
+    """The first ``max_length`` characters of another field, set whenever a row is saved or
+    inserted (``save``, ``bulk_create`` and ``ExchangeManager.record`` all call ``pre_save``)."""
+
+    def __init__(self, *args: Any, of: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.of = of
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        return name, path, args, {**kwargs, "of": self.of}
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = (getattr(model_instance, self.of) or "")[: self.max_length]
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class StatusClass(models.IntegerChoices):
     """What the history, the admin and the summary group statuses by: the hundreds digit,
     0 for a call that got no answer. ``key`` is how a query string spells it (``4xx``)."""
@@ -38,6 +56,7 @@ class StatusClass(models.IntegerChoices):
 
 # Failed: an error status, or no answer at all (a call still in progress is not failed yet).
 FAILED = Q(status__gte=400) | (Q(status__isnull=True) & ~Q(state="pending"))
+PATH_PREFIX = 200
 PURGE_BATCH_SIZE = 500  # the first batch; the next are sized by time
 PURGE_SECONDS_PER_BATCH = 0.05
 PURGE_MAX_BATCH = 50_000
@@ -53,6 +72,24 @@ class ExchangeQuerySet(models.QuerySet):
     def in_status_class(self, status_class: int) -> "ExchangeQuerySet":
         """Exchanges whose status is ``status_class``xx (2 -> 200-299); 0 is "no response"."""
         return self.filter(StatusClass(status_class).q())
+
+    def in_state(self, state: str) -> "ExchangeQuerySet":
+        """Exchanges shown in ``state``: a pending row past its ``settle_by`` is unknown."""
+        settled = Q(state="pending", settle_by__lt=timezone.now())
+        if state == "unknown":
+            return self.filter(Q(state="unknown") | settled)
+        if state == "pending":
+            return self.filter(state="pending").exclude(settled)
+        return self.filter(state=state)
+
+    def path_starts_with(self, prefix: str) -> "ExchangeQuerySet":
+        """Exchanges whose path starts with ``prefix`` (case counts), from the path index."""
+        start = prefix[:PATH_PREFIX]
+        if connections[self.db].vendor == "postgresql":
+            found = self.filter(path_prefix__startswith=start)  # LIKE, from pattern_ops
+        else:  # SQLite's LIKE ignores case and its index; a range on the binary order does not
+            found = self.filter(path_prefix__gte=start, path_prefix__lt=start + "\U0010ffff")
+        return found.filter(path__startswith=prefix) if len(prefix) > PATH_PREFIX else found
 
     def older_than(self, days: float) -> "ExchangeQuerySet":
         return self.created_before(timezone.now() - timedelta(days=days))
@@ -115,7 +152,7 @@ class ExchangeManager(models.Manager.from_queryset(ExchangeQuerySet)):
     def record(self, exchange: "Exchange") -> int:
         connection = connections[self.db]
         meta = self.model._meta
-        fields = [f for f in meta.local_concrete_fields if f is not meta.pk]
+        fields = [f for f in meta.local_concrete_fields if f is not meta.pk and not f.generated]
         sql = self._insert_sql.get(connection.alias)
         if sql is None:
             sql = self._insert_sql[connection.alias] = self._compile_insert(connection, fields)
@@ -190,6 +227,10 @@ class Exchange(models.Model):
     method = models.CharField(max_length=10)
     url = models.CharField(max_length=4096)
     path = models.CharField(max_length=4096, help_text="Path and query below the base URL.")
+    # The path's start, indexed for the admin's prefix search: a whole path could be too
+    # long for a PostgreSQL index entry. (Not a GeneratedField: its system check would need
+    # a database connection for every `manage.py check`.)
+    path_prefix = PrefixField(of="path", max_length=PATH_PREFIX, blank=True, editable=False)
     request_headers = models.JSONField(default=dict, blank=True)
     request_body = models.TextField(blank=True)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -217,6 +258,11 @@ class Exchange(models.Model):
             models.Index(fields=["-created_at", "-id"], name="exchange_recent_idx"),
             models.Index(fields=["status", "created_at"], name="exchange_status_idx"),
             models.Index(fields=["request_id"], name="exchange_request_id_idx"),
+            # varchar_pattern_ops: PostgreSQL serves LIKE 'prefix%' from it whatever the
+            # database's collation; SQLite ignores it and serves a range from its own order.
+            models.Index(
+                fields=["path_prefix"], name="exchange_path_idx", opclasses=["varchar_pattern_ops"]
+            ),
             models.Index(fields=["batch_id"], name="exchange_batch_id_idx"),
             # The admin filters by kind (token requests are few among many calls) and sorts
             # by duration ("the slowest calls").

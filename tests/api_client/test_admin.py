@@ -186,8 +186,8 @@ def test_the_filter_boxes_keep_the_other_filters(admin_client, variety):
 
 
 def test_sorting_by_duration(admin_client, variety):
-    # Column 0 holds the action checkboxes; "duration" is column 6.
-    slowest_first = admin_client.get(f"{LIST}?o=-6").context["cl"].result_list
+    # Column 0 holds the action checkboxes; "duration" is column 7 (after "state").
+    slowest_first = admin_client.get(f"{LIST}?o=-7").context["cl"].result_list
 
     assert slowest_first[0].path == "/slow"
 

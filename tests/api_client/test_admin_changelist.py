@@ -140,7 +140,7 @@ PAGES = [
     "batch_id=batch-3",
     "q=items/4242",
     "q=req-77",
-    "o=-6",
+    "o=-7",
     "o=4",
     "created_at__year=2026",
     "created_at__year=2026&created_at__month=11",

@@ -60,7 +60,8 @@ export class History {
   }
 
   row(exchange) {
-    const outcome = exchange.status ?? exchange.error?.code ?? "—";
+    // No status: the error, or the state of a call in progress or never settled ("unknown").
+    const outcome = exchange.status ?? exchange.error?.code ?? exchange.state ?? "—";
     return el(
       "tr",
       { dataset: { id: exchange.id }, title: "Load into the builder", class: "clickable" },
