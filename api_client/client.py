@@ -30,16 +30,20 @@ from django.views.decorators.debug import sensitive_variables
 from . import grants
 from .conf import ApiSettings, api_settings
 from .context import REQUEST_ID_HEADER, get_request_id
+from .deadline import current as current_deadline
 from .deadline import deadline
 from .exceptions import ApiError, InvalidRequestError, TokenError
 from .ledger import LEDGER, SETTLE_GRACE
 from .messages import ApiRequest, ApiResponse, BatchResult, Call, Outcome, Reply
 from .pool import iter_in_threads
+from .ratelimit import RateLimiter, parse_rules
 from .recording import completion, pending_exchange
+from .redaction import redact_url
 from .tokens import REFUSES_FRESH_TOKENS, TokenManager
 from .transport import DEFAULT_HEADERS, Transport
 from .validation import (
     BODYLESS_METHODS,
+    IDEMPOTENT_METHODS,
     clean_headers,
     clean_method,
     clean_query,
@@ -60,6 +64,11 @@ class ApiClient:
     def __init__(self, config: ApiSettings | None = None) -> None:
         self.config = config or api_settings()
         self.transport = Transport(self.config)
+        self.limits = RateLimiter(
+            parse_rules(self.config.RATE_LIMIT, self.config.base_url),
+            scope=self.config.base_url,
+            max_wait=self.config.RETRY_AFTER_MAX,
+        )
         self.tokens = TokenManager(self.config, self._post_token_form)
 
     def close(self) -> None:
@@ -152,11 +161,13 @@ class ApiClient:
         batch_id: str = "",
         token_failures_since: datetime | None = None,
         wait: bool = True,
+        reference: str = "",
     ) -> ApiResponse:
         """Send a prepared call with a bearer token; one refresh and one retry after a 401.
 
         ``token_failures_since`` is passed on to ``TokenManager.get_token``; ``wait=False``
-        (a batch) returns before the end of the call is committed to the log.
+        (a batch) returns before the end of the call is committed to the log; ``reference``
+        is stored on its exchange (a job's item finds its exchange by it).
         """
         headers = self._headers(call, {"Accept": "application/json"})
         if call.body is not None:
@@ -164,14 +175,14 @@ class ApiClient:
         try:
             token = self.tokens.get_token(failed_since=token_failures_since)
         except TokenError as exc:  # never sent: on record at once, as failed
-            self._never_sent(call, headers, exc, batch_id)
+            self._never_sent(call, headers, exc, batch_id, reference)
             raise
         headers["Authorization"] = f"Bearer {token}"
 
         @sensitive_variables("token")
         def attempt(outcome: Outcome) -> Reply:
             nonlocal token
-            reply = self.transport.send(call.method, call.url, outcome.headers, call.body)
+            reply = self._limited(call, outcome)
             if reply.status != 401:
                 return reply
             if self.tokens.refusing():
@@ -182,14 +193,33 @@ class ApiClient:
             outcome.reply = reply
             token = self.tokens.get_token(stale=token)
             outcome.headers["Authorization"] = f"Bearer {token}"
-            again = self.transport.send(call.method, call.url, outcome.headers, call.body)
+            again = self._limited(call, outcome)
             again.attempts += reply.attempts
             if again.status == 401:
                 self.tokens.refused_fresh_token()
                 outcome.note = REFUSES_FRESH_TOKENS
             return again
 
-        return self._exchange(call, headers, attempt, batch_id=batch_id, wait=wait)
+        return self._exchange(
+            call, headers, attempt, batch_id=batch_id, wait=wait, reference=reference
+        )
+
+    def _limited(self, call: Call, outcome: Outcome) -> Reply:
+        """Send within the rate limit and any pause; a 429 pauses every sender, and an
+        idempotent call is sent again once the pause allows (``RETRIES`` times at most)."""
+        attempts = 0
+        while True:
+            current = current_deadline()
+            self.limits.acquire(call.method, call.path, within=current.remaining())
+            reply = self.transport.send(call.method, call.url, outcome.headers, call.body)
+            reply.attempts += attempts
+            self.limits.observe(reply.status, reply.headers)
+            retry = call.method in IDEMPOTENT_METHODS and attempts < self.config.RETRIES
+            if reply.status != 429 or not retry:
+                return reply
+            attempts = reply.attempts
+            outcome.reply = reply  # what stands if the pause is longer than the call may wait
+            logger.warning("Retrying %s %s after status 429", call.method, redact_url(call.path))
 
     @sensitive_variables("fields", "headers", "body", "own")
     def _post_token_form(
@@ -225,6 +255,7 @@ class ApiClient:
         *,
         batch_id: str = "",
         wait: bool = True,
+        reference: str = "",
     ) -> ApiResponse:
         """Record the call as pending, run ``attempt``, time it, record what became of it,
         raise its error.
@@ -239,6 +270,7 @@ class ApiClient:
             secrets=secrets,
             body_limit=self.config.LOG_BODY_LIMIT,
             batch_id=batch_id,
+            reference=reference,
             settle_by=timezone.now() + timedelta(seconds=self.config.DEADLINE) + SETTLE_GRACE,
         )
         request_id = exchange.request_id
@@ -279,12 +311,12 @@ class ApiClient:
         return outcome.response
 
     def _never_sent(
-        self, call: Call, headers: dict[str, str], error: ApiError, batch_id: str
+        self, call: Call, headers: dict[str, str], error: ApiError, batch_id: str, reference: str
     ) -> None:
         secrets = self.tokens.held_secrets()
         limit = self.config.LOG_BODY_LIMIT
         exchange = pending_exchange(
-            call, headers, secrets=secrets, body_limit=limit, batch_id=batch_id
+            call, headers, secrets=secrets, body_limit=limit, batch_id=batch_id, reference=reference
         )
         outcome = Outcome(headers=headers, error=error)
         for name, value in completion(exchange, outcome, secrets=secrets, body_limit=limit).items():

@@ -15,6 +15,7 @@ DEFAULT_TOKEN_LIFETIME       assumed when the provider omits expires_in
 MAX_REQUEST_BYTES            largest request body we agree to send
 MAX_RESPONSE_BYTES           largest response body read (after decompression); more fails
 DEADLINE                     seconds a whole call may take, retries and waits included
+RATE_LIMIT                   rules such as "40/s, POST items=15/min" (api_client.ratelimit)
 LOG_BODY_LIMIT               bodies stored in the exchange log are truncated past this
 EXCHANGE_RETENTION_DAYS      purge_exchanges' default age; 0 means "give --older-than"
 """
@@ -27,6 +28,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+
+from .ratelimit import RateLimitSyntaxError, parse_rules
 
 CLIENT_AUTH_METHODS = ("basic", "body")
 
@@ -52,6 +55,7 @@ class ApiSettings:
     MAX_REQUEST_BYTES: int = 1_000_000
     MAX_RESPONSE_BYTES: int = 10_000_000
     DEADLINE: float = 60.0
+    RATE_LIMIT: str = ""
     LOG_BODY_LIMIT: int = 64_000
     EXCHANGE_RETENTION_DAYS: int = 30
 
@@ -75,6 +79,10 @@ class ApiSettings:
             found.append("POC_API_MAX_WORKERS must be at least 1.")
         if self.BATCH_MAX < 1:
             found.append("POC_API_BATCH_MAX must be at least 1.")
+        try:
+            parse_rules(self.RATE_LIMIT)
+        except RateLimitSyntaxError as exc:
+            found.append(f"POC_API_RATE_LIMIT: {exc}")
         if self.EXCHANGE_RETENTION_DAYS < 0:
             found.append("POC_EXCHANGE_RETENTION_DAYS must be 0 (keep) or more.")
         return found

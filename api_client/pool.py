@@ -98,22 +98,20 @@ class WorkerPool:
         """
         if not items:
             return
-        batch = _Batch(func, items, max(1, concurrency))
+        stream = self.stream(func, concurrency=concurrency, size=min(size, len(items)))
+        try:
+            stream.put_all(list(enumerate(items)))
+            for _ in range(len(items)):
+                yield stream.get()
+        finally:
+            stream.close()
+
+    def stream(self, func: Callable[[Any], Any], *, concurrency: int, size: int) -> Stream:
+        """A batch fed as it goes (a job's items, claimed as places free up)."""
+        batch = _Batch(func, (), max(1, concurrency))
         with self._lock:
             self._batches.append(batch)
-            self._grow(min(size, len(items)))
-            self._lock.notify_all()
-        done = 0
-        try:
-            while done < len(items):
-                yield batch.results.get()
-                done += 1
-        finally:
-            with self._lock:
-                batch.pending.clear()
-                if batch in self._batches:
-                    self._batches.remove(batch)
-                self._lock.wait_for(lambda: batch.running == 0)
+        return Stream(self, batch, size)
 
     def _grow(self, size: int) -> None:
         """Start threads until every one that could be busy exists (``size`` at most)."""
@@ -179,6 +177,42 @@ class WorkerPool:
 
     def _has_work(self) -> bool:
         return any(batch.runnable for batch in self._batches)
+
+
+class Stream:
+    """Items handed to the pool one by one (``put``), their results taken as they come
+    (``get``); ``close`` takes back what has not started and waits for what has."""
+
+    def __init__(self, pool: WorkerPool, batch: _Batch, size: int) -> None:
+        self._pool, self._batch, self._size = pool, batch, size
+
+    def put_all(self, keyed: list[tuple[Any, Any]]) -> None:
+        """Run ``func(item)`` for each ``(key, item)``; its result comes back with ``key``."""
+        with self._pool._lock:
+            self._batch.pending.extend(keyed)
+            self._pool._grow(self._size)
+            self._pool._lock.notify_all()
+
+    def get(self, timeout: float | None = None) -> tuple[Any, Any]:
+        """The next ``(key, result)`` to finish; ``queue.Empty`` after ``timeout``."""
+        return self._batch.results.get(timeout=timeout)
+
+    @property
+    def outstanding(self) -> int:
+        """Items handed over whose result has not been taken yet (waiting, running, done)."""
+        with self._pool._lock:
+            return len(self._batch.pending) + self._batch.running + self._batch.results.qsize()
+
+    def close(self) -> list[tuple[Any, Any]]:
+        """Stop: return the items not started, after the running ones have ended."""
+        pool, batch = self._pool, self._batch
+        with pool._lock:
+            left = list(batch.pending)
+            batch.pending.clear()
+            if batch in pool._batches:
+                pool._batches.remove(batch)
+            pool._lock.wait_for(lambda: batch.running == 0)
+        return left
 
 
 POOL = WorkerPool()

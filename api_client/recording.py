@@ -39,6 +39,7 @@ def pending_exchange(
     secrets: Iterable[str],
     body_limit: int,
     batch_id: str = "",
+    reference: str = "",
     settle_by: datetime | None = None,
 ) -> Exchange:
     """The row of ``call`` as it leaves: the request side, every secret redacted, every text
@@ -61,6 +62,7 @@ def pending_exchange(
         thread=f"{thread.name} ({thread.ident})"[:100],
         request_id=get_request_id(),
         batch_id=batch_id,
+        reference=reference[:64],
         actor=get_actor(),
     )
 

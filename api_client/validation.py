@@ -16,6 +16,8 @@ from .exceptions import InvalidRequestError
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Methods a call may be sent twice with: the API's state is the same after one or after two.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_HEADERS = 50
 MAX_HEADER_NAME = 256
 MAX_HEADER_VALUE = 8192

@@ -126,6 +126,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "api_client",
+    "jobs",  # before django_tasks_db: its db_worker command adds the jobs' upkeep
+    "django_tasks_db",
     "sandbox",
     "pocclient",
 ]
@@ -295,8 +297,21 @@ POC_API = env_settings(
     MAX_REQUEST_BYTES=("POC_API_MAX_REQUEST_BYTES", integer(minimum=1)),
     MAX_RESPONSE_BYTES=("POC_API_MAX_RESPONSE_BYTES", integer(minimum=1)),
     DEADLINE=("POC_API_DEADLINE", decimal(minimum=0.1)),
+    RATE_LIMIT=("POC_API_RATE_LIMIT", str),
     LOG_BODY_LIMIT=("POC_API_LOG_BODY_LIMIT", integer()),
     EXCHANGE_RETENTION_DAYS=("POC_EXCHANGE_RETENTION_DAYS", integer()),
+)
+
+# --- Background jobs (the jobs app) on Django's Tasks framework ---------------------------------
+# The database is the queue (django-tasks-db): nothing else has to run. Workers are
+# `manage.py db_worker` and, unless POC_EMBEDDED_WORKER=0 (production's default), a worker in
+# the web process itself. Past one machine, point TASKS at PostgreSQL's database (the same
+# backend) with workers on several hosts; another backend needs only this setting.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+POC_EMBEDDED_WORKER = env_bool("POC_EMBEDDED_WORKER", DEBUG)
+POC_JOBS = env_settings(  # jobs.conf holds the defaults
+    LEASE_SLACK=("POC_JOBS_LEASE_SLACK", decimal(minimum=1)),
+    BEAT=("POC_JOBS_BEAT", decimal(minimum=0.1)),
 )
 
 # --- The sandbox (a local stand-in for the external API) --------------------------------------

@@ -48,6 +48,13 @@ def stop_the_ledger_at_the_end(django_db_setup, django_db_blocker) -> Iterator[N
 
 
 @pytest.fixture(autouse=True)
+def no_embedded_worker(settings) -> None:
+    """Jobs run where a test says (a Runner, a worker process), not in a worker that the
+    first request of a test would start in this process."""
+    settings.POC_EMBEDDED_WORKER = False
+
+
+@pytest.fixture(autouse=True)
 def close_shared_client() -> Iterator[None]:
     """Close the process's shared client (the one views and commands use) after each test.
 

@@ -9,6 +9,7 @@ from .exchanges import (
     ExchangeSummary,
     StatusClass,
 )
+from .limits import RatePause, RateSlot
 from .rollup import ExchangeRollup
 from .tokens import Token, TokenState, credential_key, mask
 
@@ -20,6 +21,8 @@ __all__ = [
     "ExchangeQuerySet",
     "ExchangeRollup",
     "ExchangeSummary",
+    "RatePause",
+    "RateSlot",
     "StatusClass",
     "Token",
     "TokenState",

@@ -244,6 +244,8 @@ class Exchange(models.Model):
     thread = models.CharField(max_length=100, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     batch_id = models.CharField(max_length=32, blank=True)
+    # What the caller calls this call (a job's item), to find its exchange after a crash.
+    reference = models.CharField(max_length=64, blank=True)
     actor = models.CharField(
         max_length=150, blank=True, help_text="Who caused the call: a user, or a command."
     )
@@ -268,6 +270,12 @@ class Exchange(models.Model):
             # by duration ("the slowest calls").
             models.Index(fields=["kind", "created_at"], name="exchange_kind_idx"),
             models.Index(fields=["duration_ms"], name="exchange_duration_idx"),
+            # A job's recovery looks an item's exchange up by its reference; most rows have none.
+            models.Index(
+                fields=["reference"],
+                name="exchange_reference_idx",
+                condition=~models.Q(reference=""),
+            ),
             # The ledger's sweep looks for rows left pending; few are at any time.
             models.Index(
                 fields=["settle_by"],

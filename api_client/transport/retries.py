@@ -19,7 +19,8 @@ from ..redaction import redact_url
 
 logger = logging.getLogger("api_client.transport")
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# 429 is the client's to retry (ApiClient.send): its pause is shared by every sender first.
+RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 class CallState:

@@ -1,0 +1,223 @@
+"""One rate limit for every process and host, and the pauses a provider asks for.
+
+``POC_API_RATE_LIMIT`` holds rules, separated by commas: ``40/s`` (every call), ``POST
+items=15/min`` (a method and a path pattern, ``*`` for any characters), ``items/*=750/min``
+(a pattern, any method). Units: ``s``, ``min``, ``h``, ``day``. A call obeys every rule that
+matches it: never more than N calls in any window of the rule's length, counted as the
+strictest provider would (a sliding window over the moments calls were allowed to start),
+and so started as soon as that allows.
+
+Shared through the database, like the token's lease. A call takes its place in one short
+transaction that counts the rule's window and inserts its slot (``RateSlot``): on SQLite the
+transaction takes the write lock as it begins, so processes take turns; on PostgreSQL a
+transaction-scoped advisory lock per rule does, and the clock read is the database's, so
+hosts with skewed clocks still count one window. The clock is read after the lock is held,
+so the stored moments are the real ones (the limiter has nothing to compute), and a window is
+counted with a small margin for the moment between permission and sending.
+
+A provider that says its quota is spent pauses every sender to it (``RatePause``), across
+processes: a 429 (its ``Retry-After``, else one second), ``X-RateLimit-Remaining: 0`` with
+``X-RateLimit-Reset``, ``RateLimit: ...remaining=0, reset=N``, ``X-Knewton-Rate-Delay: N``.
+No call starts until the pause ends; calls already in flight finish. A pause is clamped to
+``MAX_PAUSE``: a hostile API may not stop us for a year.
+
+Not pyrate-limiter (4.x): its SQLite bucket is safe across threads or (with a file lock)
+processes, keeps its own connections and tables outside Django's transactions and migrations,
+and its sliding window holds only by a safety margin (it stores computed, not read, times).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from .exceptions import RetryLaterError
+from .models.limits import RatePause, RateSlot
+
+logger = logging.getLogger(__name__)
+
+UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
+         "day": 86400}  # fmt: skip
+MARGIN = 0.05  # seconds added to a window: between permission and the request leaving
+MAX_PAUSE = 900.0
+PAUSE_WITHOUT_RETRY_AFTER = 1.0
+_RULE = re.compile(
+    r"^\s*(?:(?P<method>[A-Z]+)\s+)?(?:(?P<pattern>[^=\s]+)\s*=\s*)?"
+    r"(?P<limit>\d{1,9})\s*/\s*(?P<count>\d{1,6}\s*)?(?P<unit>[a-z]+)\s*$"
+)
+
+
+class RateLimitSyntaxError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    text: str
+    method: str | None
+    pattern: str | None
+    limit: int
+    seconds: float
+    key: str = ""
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        if self.pattern is None:
+            return True
+        route = path.split("?", 1)[0].lstrip("/")
+        return fnmatch.fnmatchcase(route, self.pattern.lstrip("/"))
+
+
+def parse_rules(text: str, scope: str = "") -> tuple[Rule, ...]:
+    """The rules of a ``POC_API_RATE_LIMIT`` value; ``RateLimitSyntaxError`` names a bad one."""
+    rules = []
+    for part in filter(str.strip, text.split(",")):
+        found = _RULE.match(part)
+        unit = found and UNITS.get(found["unit"])
+        if not found or not unit or int(found["limit"]) < 1:
+            raise RateLimitSyntaxError(
+                f"{part.strip()!r} is not a rate limit; write N/UNIT (40/s, 900/min), "
+                "optionally after a method and a path pattern (POST items/*=15/min)."
+            )
+        seconds = unit * int((found["count"] or "1").strip())
+        key = hashlib.sha256(f"{scope}\n{part.strip()}".encode()).hexdigest()
+        rules.append(
+            Rule(part.strip(), found["method"], found["pattern"], int(found["limit"]), seconds, key)
+        )
+    return tuple(rules)
+
+
+def pause_asked(status: int, headers: Mapping[str, str]) -> float:
+    """Seconds the provider asks every sender to wait (0 when it does not); never trusted
+    past ``MAX_PAUSE``, never raising on a malformed value."""
+    lower = {name.lower(): value for name, value in headers.items()}
+    asked = 0.0
+    if status == 429:
+        asked = _seconds(lower.get("retry-after")) or PAUSE_WITHOUT_RETRY_AFTER
+    if _number(lower.get("x-ratelimit-remaining")) == 0:
+        asked = max(asked, _reset(lower.get("x-ratelimit-reset")) or PAUSE_WITHOUT_RETRY_AFTER)
+    fields = dict(
+        item.strip().split("=", 1)
+        for item in lower.get("ratelimit", "").split(",")
+        if "=" in item and len(item) < 200
+    )
+    if _number(fields.get("remaining")) == 0:
+        asked = max(asked, _number(fields.get("reset")) or PAUSE_WITHOUT_RETRY_AFTER)
+    asked = max(asked, _number(lower.get("x-knewton-rate-delay")) or 0.0)
+    return min(asked, MAX_PAUSE)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None or len(value) > 20:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _seconds(value: str | None) -> float | None:
+    from .transport.retries import retry_after_seconds
+
+    return retry_after_seconds(value)
+
+
+def _reset(value: str | None) -> float | None:
+    """``X-RateLimit-Reset``: seconds from now, or (GitHub's way) an epoch moment."""
+    number = _number(value)
+    if number is None:
+        return None
+    return max(0.0, number - time.time()) if number > 1e9 else number
+
+
+class RateLimiter:
+    """The limits and pauses of one API (``scope``: its base URL)."""
+
+    def __init__(self, rules: tuple[Rule, ...], scope: str, max_wait: float) -> None:
+        self.rules = rules
+        self.scope = hashlib.sha256(scope.encode()).hexdigest()
+        self.max_wait = max_wait  # longer than this, a call fails with RetryLaterError
+        self._reserved = 0
+
+    def acquire(self, method: str, path: str, *, within: float) -> None:
+        """Wait until a call may start; at most ``within`` seconds (its deadline) or
+        ``max_wait``, else ``RetryLaterError`` saying how long (nothing was sent)."""
+        rules = [rule for rule in self.rules if rule.matches(method, path)]
+        started = time.monotonic()
+        while True:
+            wait = self._take(rules)
+            if wait <= 0:
+                return
+            left = min(within, self.max_wait) - (time.monotonic() - started)
+            if wait > left:
+                raise RetryLaterError(
+                    f"The API's rate limit or pause lets the next call start in {wait:.1f} s, "
+                    "longer than this call may wait (POC_API_RATE_LIMIT, POC_API_RETRY_AFTER_MAX"
+                    ", POC_API_DEADLINE); nothing was sent.",
+                    retry_after=wait,
+                )
+            time.sleep(wait)
+
+    def observe(self, status: int, headers: Mapping[str, str]) -> float:
+        """Pause every sender if the answer says the quota is spent; returns the pause."""
+        asked = pause_asked(status, headers)
+        if asked > 0:
+            until = time.time() + asked
+            with transaction.atomic():
+                paused, made = RatePause.objects.get_or_create(
+                    key=self.scope, defaults={"until": until, "reason": f"status {status}"}
+                )
+                if not made and paused.until < until:
+                    RatePause.objects.filter(pk=paused.pk).update(
+                        until=until, reason=f"status {status}"
+                    )
+            logger.warning("The API asks for a pause of %.1f s (status %d)", asked, status)
+        return asked
+
+    def _take(self, rules: list[Rule]) -> float:
+        """0 when a place was taken for the call, else the seconds to wait for one."""
+        if not rules:  # only a pause can hold the call back: one read, no lock
+            until = RatePause.objects.filter(key=self.scope).values_list("until", flat=True)
+            wait = max((u - time.time() for u in until), default=0.0)
+            return max(wait, 0.0)
+        with transaction.atomic():
+            now = self._locked_now(rules)
+            until = RatePause.objects.filter(key=self.scope).values_list("until", flat=True)
+            wait = max((u - now for u in until), default=0.0)
+            for rule in rules:
+                window = rule.seconds + MARGIN
+                starts = list(
+                    RateSlot.objects.filter(key=rule.key, at__gt=now - window)
+                    .order_by("at")
+                    .values_list("at", flat=True)[: rule.limit]
+                )
+                if len(starts) >= rule.limit:
+                    wait = max(wait, starts[0] + window - now)
+            if wait > 0:
+                return wait
+            RateSlot.objects.bulk_create([RateSlot(key=rule.key, at=now) for rule in rules])
+            self._reserved += 1
+            if self._reserved % 200 == 0:  # forget slots no window can see any more
+                for rule in rules:
+                    RateSlot.objects.filter(key=rule.key, at__lt=now - rule.seconds - 60).delete()
+        return 0.0
+
+    @staticmethod
+    def _locked_now(rules: list[Rule]) -> float:
+        if connection.vendor != "postgresql":
+            return time.time()  # SQLite's IMMEDIATE transaction holds the lock already
+        with connection.cursor() as cursor:
+            for key in sorted(rule.key for rule in rules):  # one order: no deadlock
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+            cursor.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())")
+            return float(cursor.fetchone()[0])
