@@ -41,7 +41,7 @@ from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections, connection, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.utils import timezone
 
 from .exceptions import LedgerError
@@ -289,7 +289,7 @@ class Ledger:
         self._next_sweep = now + SWEEP_SECONDS
         try:
             sweep()
-        except DatabaseError:
+        except Exception:  # the writer must outlive anything a sweep meets
             logger.warning("Could not mark abandoned exchanges as unknown", exc_info=True)
 
     # --- inside the caller's transaction ---------------------------------------------------

@@ -19,7 +19,10 @@ A provider that says its quota is spent pauses every sender to it (``RatePause``
 processes: a 429 (its ``Retry-After``, else one second), ``X-RateLimit-Remaining: 0`` with
 ``X-RateLimit-Reset``, ``RateLimit: ...remaining=0, reset=N``, ``X-Knewton-Rate-Delay: N``.
 No call starts until the pause ends; calls already in flight finish. A pause is clamped to
-``MAX_PAUSE``: a hostile API may not stop us for a year.
+``MAX_PAUSE``: a hostile API may not stop us for a year. Without rules, a process reads the
+pauses at most every ``PAUSE_READ_EVERY`` seconds (a pause it saw itself holds at once), so an
+unlimited call costs no database read: another process's pause reaches it that much later, and
+meanwhile the provider's own 429 tells it too.
 
 Not pyrate-limiter (4.x): its SQLite bucket is safe across threads or (with a file lock)
 processes, keeps its own connections and tables outside Django's transactions and migrations,
@@ -49,6 +52,7 @@ UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hou
 MARGIN = 0.05  # seconds added to a window: between permission and the request leaving
 MAX_PAUSE = 900.0
 PAUSE_WITHOUT_RETRY_AFTER = 1.0
+PAUSE_READ_EVERY = 1.0
 _RULE = re.compile(
     r"^\s*(?:(?P<method>[A-Z]+)\s+)?(?:(?P<pattern>[^=\s]+)\s*=\s*)?"
     r"(?P<limit>\d{1,9})\s*/\s*(?P<count>\d{1,6}\s*)?(?P<unit>[a-z]+)\s*$"
@@ -148,6 +152,8 @@ class RateLimiter:
         self.scope = hashlib.sha256(scope.encode()).hexdigest()
         self.max_wait = max_wait  # longer than this, a call fails with RetryLaterError
         self._reserved = 0
+        self._paused_until = 0.0  # the latest pause known to this process (epoch seconds)
+        self._pauses_read_at = -math.inf  # monotonic
 
     def acquire(self, method: str, path: str, *, within: float) -> None:
         """Wait until a call may start; at most ``within`` seconds (its deadline) or
@@ -173,6 +179,7 @@ class RateLimiter:
         asked = pause_asked(status, headers)
         if asked > 0:
             until = time.time() + asked
+            self._paused_until = max(self._paused_until, until)
             with transaction.atomic():
                 paused, made = RatePause.objects.get_or_create(
                     key=self.scope, defaults={"until": until, "reason": f"status {status}"}
@@ -186,10 +193,12 @@ class RateLimiter:
 
     def _take(self, rules: list[Rule]) -> float:
         """0 when a place was taken for the call, else the seconds to wait for one."""
-        if not rules:  # only a pause can hold the call back: one read, no lock
-            until = RatePause.objects.filter(key=self.scope).values_list("until", flat=True)
-            wait = max((u - time.time() for u in until), default=0.0)
-            return max(wait, 0.0)
+        if not rules:  # only a pause can hold the call back: no lock, and rarely a read
+            if time.monotonic() - self._pauses_read_at >= PAUSE_READ_EVERY:
+                self._pauses_read_at = time.monotonic()
+                until = RatePause.objects.filter(key=self.scope).values_list("until", flat=True)
+                self._paused_until = max([self._paused_until, *until])
+            return max(self._paused_until - time.time(), 0.0)
         with transaction.atomic():
             now = self._locked_now(rules)
             until = RatePause.objects.filter(key=self.scope).values_list("until", flat=True)

@@ -1,13 +1,12 @@
 """Exchanges as JSON Lines or CSV, streamed: an export of any size holds one chunk in memory."""
 
-import csv
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db.models import QuerySet
 
 from ..models import Exchange
+from ..streaming import csv_lines, jsonl_lines
 
 FIELDS = (
     "id",
@@ -32,9 +31,6 @@ FIELDS = (
     "response_truncated",
 )
 CHUNK_SIZE = 500
-# A spreadsheet runs a cell that starts with one of these as a formula ("CSV injection"); the
-# bodies and headers come from the API, so such cells get a leading apostrophe.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def as_dict(exchange: Exchange) -> dict[str, Any]:
@@ -50,27 +46,8 @@ def rows(queryset: QuerySet[Exchange]) -> Iterator[Exchange]:
 
 
 def iter_jsonl(exchanges: Iterable[Exchange]) -> Iterator[str]:
-    for exchange in exchanges:
-        yield json.dumps(as_dict(exchange), ensure_ascii=False) + "\n"
-
-
-class _Line:
-    """A file-like object whose ``write`` returns what it was given, for csv.writer."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    return jsonl_lines(as_dict(exchange) for exchange in exchanges)
 
 
 def iter_csv(exchanges: Iterable[Exchange]) -> Iterator[str]:
-    writer = csv.writer(_Line())
-    yield writer.writerow(FIELDS)
-    for exchange in exchanges:
-        yield writer.writerow([_cell(value) for value in as_dict(exchange).values()])
+    return csv_lines(FIELDS, (as_dict(exchange) for exchange in exchanges))

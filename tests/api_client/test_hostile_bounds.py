@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 import tracemalloc
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +19,7 @@ from api_client.exceptions import (
 )
 from api_client.models import Exchange
 from tests.helpers.processes import ROOT, database_url_for_subprocess
+from tests.helpers.sockets import sockets_to
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,17 +194,6 @@ def test_a_retried_answer_is_not_read_to_its_end(hostile_config, hostile):
 # --- calls in flight per process ------------------------------------------------------------
 
 
-def sockets_to(port: int) -> int:
-    ours = {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
-    count = 0
-    for line in Path("/proc/self/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote_port, inode = int(fields[2].split(":")[1], 16), fields[9]
-        if remote_port == port and f"socket:[{inode}]" in ours:
-            count += 1
-    return count
-
-
 def test_twenty_batches_at_once_stay_within_the_process_bound(hostile_config, hostile, caplog):
     client = hostile_config(MAX_WORKERS=8)
     port = int(hostile.url.rsplit(":", 1)[1])
@@ -217,7 +206,7 @@ def test_twenty_batches_at_once_stay_within_the_process_bound(hostile_config, ho
     def watch() -> None:
         while not done.is_set():
             peaks["threads"] = max(peaks["threads"], threading.active_count())
-            peaks["sockets"] = max(peaks["sockets"], sockets_to(port))
+            peaks["sockets"] = max(peaks["sockets"], sockets_to(port, established_only=False))
             time.sleep(0.01)
 
     results: list = []
