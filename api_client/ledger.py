@@ -53,6 +53,7 @@ MAX_ROWS_PER_COMMIT = 500
 _FEW = 4
 SWEEP_SECONDS = 60.0
 IDLE_SECONDS = 5.0
+COALESCE_SECONDS = 0.002  # longest a completion waits for company in its commit
 SETTLE_GRACE = timedelta(seconds=60)  # after its deadline, for the end of a call to be written
 WAIT_SECONDS = 60.0  # longest a caller waits for its row (the database's lock timeout is 20 s)
 ABANDONED = (
@@ -188,11 +189,16 @@ class Ledger:
                     connections.close_all()  # idle: no connection kept open for nothing
                     first = _SWEEP
                 ops = [first]
-                while len(ops) < MAX_ROWS_PER_COMMIT:
+                self._drain(ops)
+                if all(isinstance(op, _Op) and op.kind == "close" and not op.future for op in ops):
+                    # Nobody waits for these completions: the next call's pending row (a batch
+                    # worker sending one call after another) gets a moment to share the commit.
                     try:
-                        ops.append(self._queue.get_nowait())
+                        ops.append(self._queue.get(timeout=COALESCE_SECONDS))
                     except queue.Empty:
-                        break
+                        pass
+                    else:
+                        self._drain(ops)
                 stopping = None in ops
                 work = [op for op in ops if op is not None and op is not _SWEEP]
                 if work:
@@ -203,6 +209,13 @@ class Ledger:
                     return
         finally:
             connections.close_all()  # only this thread's connections
+
+    def _drain(self, ops: list[Any]) -> None:
+        while len(ops) < MAX_ROWS_PER_COMMIT:
+            try:
+                ops.append(self._queue.get_nowait())
+            except queue.Empty:
+                return
 
     def _write(self, ops: list[_Op]) -> None:
         close_old_connections()

@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BENCH_SECRET_KEY = "benchmark-only-" + "x" * 40  # never used outside a benchmark
+BENCH_ENCRYPTION_KEY = "YmVuY2gtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU="  # a Fernet key: 32 bytes, base64
 
 
 def free_port() -> int:
@@ -103,6 +104,7 @@ def project_server(
         "DATABASE_URL": f"sqlite:///{database}",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,
+        "POC_ENCRYPTION_KEY": BENCH_ENCRYPTION_KEY,
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "DJANGO_STATIC_ROOT": str(directory / "static"),
         **environ,
@@ -163,6 +165,7 @@ def setup_django(**environ: str) -> Path:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pocclient.settings")
     os.environ.setdefault("DJANGO_DEBUG", "0")
     os.environ.setdefault("DJANGO_SECRET_KEY", BENCH_SECRET_KEY)
+    os.environ.setdefault("POC_ENCRYPTION_KEY", BENCH_ENCRYPTION_KEY)
     os.environ.update(environ)
     import django
     from django.core.management import call_command

@@ -32,6 +32,7 @@ from .filters import (
 )
 
 REPLAY_LIMIT = 25
+COMMON_MATCHES = 1000  # a search matching more is "common": see get_search_results
 CREATED_FORMAT = "%Y-%m-%d %H:%M:%S"  # seconds: calls a second apart are told apart
 
 
@@ -140,7 +141,14 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
         if not term:
             return queryset, False
         prefix = term if term.startswith("/") else "/" + term
-        by_path = queryset.path_starts_with(prefix)
+        # A cheap probe (ids from the path index) tells a rare prefix, whose rows are best
+        # looked up, from a common one, whose newest page is best found in date order.
+        probe = queryset.path_starts_with(prefix).values_list("pk", flat=True)
+        ids = list(probe.order_by()[: COMMON_MATCHES + 1])
+        if len(ids) > COMMON_MATCHES:
+            by_path = queryset.path_starts_with(prefix, common=True)
+        else:
+            by_path = queryset.filter(pk__in=ids)
         return by_path | queryset.filter(request_id=term), False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
