@@ -2,7 +2,9 @@
 
 The SQLite warning (W001) is about a choice of deployment, not about this run: it is a deploy
 check, shown where that choice is made (``manage.py check --deploy``, ``make run``, the admin
-index) rather than on the stderr of every command a cron job runs.
+index) rather than on the stderr of every command a cron job runs. So is the warning about the
+development encryption key (W002): with DEBUG off there is none, and a missing or bad
+``POC_ENCRYPTION_KEY`` is an error (E003, E004) that stops ``runserver`` and ``migrate``.
 """
 
 import functools
@@ -17,6 +19,7 @@ from django.contrib.admin import AdminSite
 from django.core.checks import CheckMessage, Error, Warning, register, run_checks
 from django.http import HttpRequest, HttpResponse
 
+from . import encryption
 from .conf import ApiSettings, api_settings
 
 # SQLite 3.7.0 through 3.51.2 can corrupt a WAL database when two connections write or
@@ -45,6 +48,48 @@ def check_api_settings(
             Error(problem, hint="Fix the environment variable and restart.", id="api_client.E001")
         )
     return messages
+
+
+@register()
+def check_encryption_key(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    keys = encryption.configured_keys()
+    if not keys:
+        if settings.DEBUG:  # the development key; W002 says so under --deploy
+            return []
+        return [Error(encryption.NO_KEY, hint=encryption.NO_KEY_HINT, id="api_client.E003")]
+    return [
+        Error(
+            problem,
+            hint=(
+                f"Generate a key with `{encryption.GENERATE}`. Several keys are separated by "
+                "commas, newest first."
+            ),
+            id="api_client.E004",
+        )
+        for problem in encryption.key_problems(keys)
+    ]
+
+
+@register(deploy=True)
+def check_development_encryption_key(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    if not encryption.uses_development_key():
+        return []
+    return [
+        Warning(
+            f"{encryption.VARIABLE} is not set: the stored tokens are encrypted under a "
+            "development key derived from DJANGO_SECRET_KEY, which is only meant for DEBUG.",
+            hint=(
+                f"Before deploying, generate a key with `{encryption.GENERATE}` and set "
+                f"{encryption.VARIABLE} to it (tokens stored under the development key then "
+                "read as missing and are obtained anew)."
+            ),
+            id="api_client.W002",
+        )
+    ]
 
 
 def uses_sqlite() -> bool:

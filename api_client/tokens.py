@@ -22,7 +22,9 @@ the old one), falling back to client_credentials when the provider refuses it.
 Secrets. The manager knows every secret of its credential that this process has held (the
 client secret, the Basic credentials, the access and refresh tokens it obtained or read, the
 current and a few previous ones): ``held_secrets()`` is what anything stored, logged or shown
-must scrub, known in memory rather than read per call.
+must scrub, known in memory rather than read per call. At rest the tokens are encrypted by the
+``Token`` model's fields (``api_client.encryption``); a stored token that no key decrypts reads
+as none, so the manager simply obtains a new one.
 """
 
 from __future__ import annotations

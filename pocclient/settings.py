@@ -302,6 +302,12 @@ POC_API = env_settings(
     EXCHANGE_RETENTION_DAYS=("POC_EXCHANGE_RETENTION_DAYS", integer()),
 )
 
+# --- Secrets at rest (api_client.encryption) ---------------------------------------------------
+# Fernet keys for the stored tokens, newest first: `key` or `new,old` while rotating. Unset, the
+# app derives a development key from SECRET_KEY while DEBUG is on and refuses to run otherwise
+# (system checks api_client.E003, E004; W002 under `check --deploy`).
+POC_ENCRYPTION_KEYS = env_list("POC_ENCRYPTION_KEY", "")
+
 # --- Background jobs (the jobs app) on Django's Tasks framework ---------------------------------
 # The database is the queue (django-tasks-db): nothing else has to run. Workers are
 # `manage.py db_worker` and, unless POC_EMBEDDED_WORKER=0 (production's default), a worker in

@@ -4,6 +4,7 @@ import os
 import sys
 
 from django.conf import settings
+from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 
@@ -23,3 +24,16 @@ except ImproperlyConfigured as exc:
     raise SystemExit(GUNICORN_APP_LOAD_ERROR if "gunicorn" in sys.modules else 2) from None
 
 application = get_wsgi_application()
+
+# Django's system checks run with manage.py's commands, not under a WSGI server: the errors
+# that make a deployment unsafe (no POC_ENCRYPTION_KEY with debug off, say) stop it here too.
+_errors = [
+    message
+    for message in run_checks(include_deployment_checks=False)
+    if message.is_serious()
+]
+if _errors:
+    for message in _errors:
+        sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
+    raise SystemExit(GUNICORN_APP_LOAD_ERROR if "gunicorn" in sys.modules else 2)

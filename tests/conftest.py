@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.test import override_settings
 
@@ -19,8 +20,14 @@ from api_client import tokens
 from api_client.client import ApiClient, reset_client
 from api_client.conf import ApiSettings, api_settings
 from api_client.ledger import LEDGER
+from pocclient.settings import env_list
 from sandbox import stats
 from tests.helpers.hostile import CONFIG, HostileServer, serve_hostile
+
+# The run's key for secrets at rest (pytest-django turns DEBUG off, so there is no development
+# key). Child processes (manage.py, workers, gunicorn) inherit it from the environment; this
+# process read its settings before this file, so the fixture below gives it the same key.
+os.environ.setdefault("POC_ENCRYPTION_KEY", Fernet.generate_key().decode())
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +70,12 @@ def close_shared_client() -> Iterator[None]:
     """
     yield
     reset_client()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def encryption_key() -> Iterator[None]:
+    with override_settings(POC_ENCRYPTION_KEYS=env_list("POC_ENCRYPTION_KEY", "")):
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

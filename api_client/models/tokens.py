@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from django.db import models
 from django.utils import timezone
 
+from ..encryption import EncryptedTextField
+
 
 def credential_key(token_url: str, client_id: str, scope: str = "") -> str:
     """The identity of one credential: one persisted token per token endpoint, client and
@@ -34,14 +36,16 @@ class TokenState(models.TextChoices):
 class Token(models.Model):
     """The access token of one credential, shared by every thread and process.
 
-    ``lease_owner``/``lease_until`` implement single flight (see ``api_client.tokens``).
+    ``lease_owner``/``lease_until`` implement single flight (see ``api_client.tokens``). The
+    access and refresh tokens are stored encrypted (``api_client.encryption``); one that cannot
+    be decrypted reads as ``""``, no token, and is obtained anew.
     """
 
     credential_key = models.CharField(max_length=64, unique=True)
     token_url = models.CharField(max_length=2048)
     client_id = models.CharField(max_length=255)
-    access_token = models.TextField(blank=True)
-    refresh_token = models.TextField(blank=True)
+    access_token = EncryptedTextField(blank=True)
+    refresh_token = EncryptedTextField(blank=True)
     scope = models.CharField(max_length=1000, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     obtained_at = models.DateTimeField("last refresh", null=True, blank=True)

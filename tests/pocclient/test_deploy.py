@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
@@ -32,6 +33,7 @@ def production_env(**extra: str) -> dict[str, str]:
     env.update(
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        POC_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         DJANGO_ALLOWED_HOSTS="console.example.com,127.0.0.1",
         **extra,
     )
@@ -233,4 +235,17 @@ def test_a_gunicorn_worker_that_cannot_load_the_settings_stops_the_server(tmp_pa
     assert BAD_WORKERS in result.stderr
     assert "Traceback" not in result.stderr
     assert "Reason: App failed to load." in result.stderr
+    assert result.stderr.count("Booting worker") == 1
+
+
+def test_a_gunicorn_worker_refuses_to_serve_without_an_encryption_key():
+    env = production_env()
+    del env["POC_ENCRYPTION_KEY"]
+
+    result = run_gunicorn(env=env)
+
+    assert result.returncode == 4  # the worker's "App failed to load": the master stops
+    assert "api_client.E003" in result.stderr
+    assert "POC_ENCRYPTION_KEY is not set" in result.stderr
+    assert "Traceback" not in result.stderr
     assert result.stderr.count("Booting worker") == 1
