@@ -53,6 +53,7 @@ MAX_ROWS_PER_COMMIT = 500
 _FEW = 4
 SWEEP_SECONDS = 60.0
 IDLE_SECONDS = 5.0
+ANALYZE_SECONDS = 3600.0
 COALESCE_SECONDS = 0.002  # longest a completion waits for company in its commit
 SETTLE_GRACE = timedelta(seconds=60)  # after its deadline, for the end of a call to be written
 WAIT_SECONDS = 60.0  # longest a caller waits for its row (the database's lock timeout is 20 s)
@@ -101,6 +102,7 @@ class Ledger:
         self._queued = 0  # ops handed over and not yet written
         self._written = threading.Condition(self._lock)
         self._next_sweep = 0.0
+        self._next_analyze = 0.0
         self.commits = 0  # transactions the writer committed, and the rows they held
         self.rows = 0
 
@@ -302,6 +304,9 @@ class Ledger:
         self._next_sweep = now + SWEEP_SECONDS
         try:
             sweep()
+            if now >= self._next_analyze:
+                self._next_analyze = now + ANALYZE_SECONDS
+                analyze()
         except Exception:  # the writer must outlive anything a sweep meets
             logger.warning("Could not mark abandoned exchanges as unknown", exc_info=True)
 
@@ -343,6 +348,18 @@ def _never_sent(target: Exchange | dict[str, Any]) -> dict[str, Any]:
         for name, value in fields.items():
             setattr(target, name, value)
     return fields
+
+
+def analyze() -> None:
+    """SQLite keeps no statistics of its own: without them its planner takes the first index
+    that matches (``kind`` for a batch's calls, the whole API), not the one that narrows most.
+    Sampled (``analysis_limit``), so it takes milliseconds however large the log; PostgreSQL's
+    autovacuum analyzes by itself."""
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA analysis_limit = 1000")
+        cursor.execute("ANALYZE api_client_exchange")
 
 
 def sweep() -> int:

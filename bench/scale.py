@@ -163,6 +163,9 @@ def main() -> None:
     for size in sizes:
         started = time.perf_counter()
         fill(size - filled, filled, now)
+        from api_client.ledger import analyze
+
+        analyze()  # as the process's ledger writer does once an hour
         filled = size
         fill_seconds = time.perf_counter() - started
         sample = (

@@ -282,7 +282,8 @@ class Exchange(models.Model):
             models.Index(
                 fields=["path_prefix"], name="exchange_path_idx", opclasses=["varchar_pattern_ops"]
             ),
-            models.Index(fields=["batch_id"], name="exchange_batch_id_idx"),
+            # A batch's (a job's) exchanges, newest first: served in order, however many.
+            models.Index(fields=["batch_id", "-created_at", "-id"], name="exchange_batch_idx"),
             # The admin filters by kind (token requests are few among many calls) and sorts
             # by duration ("the slowest calls").
             models.Index(fields=["kind", "created_at"], name="exchange_kind_idx"),
