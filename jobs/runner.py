@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import socket
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -67,6 +68,7 @@ class Runner:
         self.held: dict[int, Item] = {}  # leased by this runner, not yet written back
         self.done: list[tuple[Item, dict[str, Any]]] = []
         self.sent = 0
+        self.stopping = threading.Event()  # set from another thread: leave the job now
 
     def run(self) -> dict[str, Any]:
         job = Job.objects.get(pk=self.job_id)
@@ -77,7 +79,7 @@ class Runner:
         idle_since = time.monotonic()
         renewed = time.monotonic()
         try:
-            while True:
+            while not self.stopping.is_set():
                 state = self._flush_and_claim(stream)
                 if self.held:
                     idle_since = time.monotonic()

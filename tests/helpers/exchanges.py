@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.core.management import load_command_class
+from django.core.management import get_commands, load_command_class
 from django.db import connections
 from django.utils import timezone
 
@@ -73,7 +73,7 @@ def run_command(name: str, *argv: str, capsys: Any, monkeypatch: Any) -> Run:
     test's transaction; that step is skipped here.
     """
     monkeypatch.setattr("django.core.management.base.connections", _KeepOpen())
-    command = load_command_class("api_client", name)
+    command = load_command_class(get_commands()[name], name)
     capsys.readouterr()
     try:
         command.run_from_argv(["manage.py", name, *argv])

@@ -13,18 +13,25 @@ from django.db import connection
 from tests.helpers.processes import database_url_for_subprocess, reachable_postgres
 
 ROOT = Path(__file__).resolve().parents[3]
-OUR_APPS = ("api_client", "pocclient")
+OUR_APPS = ("api_client", "pocclient", "jobs")
+NOT_OURS = {"db_worker"}  # django-tasks-db's worker, wrapped: it waits for tables to appear
 NO_TABLES = "CommandError: The database has no tables yet; run `manage.py migrate` first.\n"
 # Arguments that get each command past argparse; a new command needing some belongs here.
 ARGUMENTS = {
     "api_request": ["GET", "whoami"],
     "send_batch": ["-"],
     "purge_exchanges": ["--older-than", "1"],
+    "show_job": ["1"],
+    "cancel_job": ["1"],
+    "pause_job": ["1"],
+    "resume_job": ["1"],
+    "resend_job": ["1", "--failed"],
 }
 
 
 def our_commands() -> list[str]:
-    return sorted(name for name, app in get_commands().items() if app in OUR_APPS)
+    commands = get_commands().items()
+    return sorted(name for name, app in commands if app in OUR_APPS and name not in NOT_OURS)
 
 
 def manage(*argv: str, database_url: str, closed_port: int) -> subprocess.CompletedProcess:
