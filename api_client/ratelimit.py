@@ -17,12 +17,12 @@ counted with a small margin for the moment between permission and sending.
 
 A provider that says its quota is spent pauses every sender to it (``RatePause``), across
 processes: a 429 (its ``Retry-After``, else one second), ``X-RateLimit-Remaining: 0`` with
-``X-RateLimit-Reset``, ``RateLimit: ...remaining=0, reset=N``, ``X-Knewton-Rate-Delay: N``.
-No call starts until the pause ends; calls already in flight finish. A pause is clamped to
-``MAX_PAUSE``: a hostile API may not stop us for a year. Without rules, a process reads the
-pauses at most every ``PAUSE_READ_EVERY`` seconds (a pause it saw itself holds at once), so an
-unlimited call costs no database read: another process's pause reaches it that much later, and
-meanwhile the provider's own 429 tells it too.
+``X-RateLimit-Reset``, ``RateLimit: ...remaining=0, reset=N`` (or ``...;r=0;t=N``),
+``X-Knewton-Rate-Delay: N``. No call starts until the pause ends; calls already in flight
+finish. A pause is clamped to ``MAX_PAUSE``: a hostile API may not stop us for a year.
+Without rules, a process reads the pauses at most every ``PAUSE_READ_EVERY`` seconds (a pause
+it saw itself holds at once), so an unlimited call costs no database read: another process's
+pause reaches it that much later, and meanwhile the provider's own 429 tells it too.
 
 Not pyrate-limiter (4.x): its SQLite bucket is safe across threads or (with a file lock)
 processes, keeps its own connections and tables outside Django's transactions and migrations,
@@ -36,6 +36,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,7 +56,8 @@ PAUSE_WITHOUT_RETRY_AFTER = 1.0
 PAUSE_READ_EVERY = 1.0
 _RULE = re.compile(
     r"^\s*(?:(?P<method>[A-Z]+)\s+)?(?:(?P<pattern>[^=\s]+)\s*=\s*)?"
-    r"(?P<limit>\d{1,9})\s*/\s*(?P<count>\d{1,6}\s*)?(?P<unit>[a-z]+)\s*$"
+    r"(?P<limit>\d{1,9})\s*/\s*(?P<count>\d{1,6}\s*)?(?P<unit>[a-z]+)\s*$",
+    re.ASCII,  # digits are 0-9: int() would take "٤٠" for 40
 )
 
 
@@ -83,21 +85,22 @@ class Rule:
 
 def parse_rules(text: str, scope: str = "") -> tuple[Rule, ...]:
     """The rules of a ``POC_API_RATE_LIMIT`` value; ``RateLimitSyntaxError`` names a bad one."""
-    rules = []
+    rules: dict[str, Rule] = {}
     for part in filter(str.strip, text.split(",")):
         found = _RULE.match(part)
         unit = found and UNITS.get(found["unit"])
-        if not found or not unit or int(found["limit"]) < 1:
+        count = int((found["count"] or "1").strip()) if found else 0
+        if not found or not unit or int(found["limit"]) < 1 or count < 1:
             raise RateLimitSyntaxError(
                 f"{part.strip()!r} is not a rate limit; write N/UNIT (40/s, 900/min), "
                 "optionally after a method and a path pattern (POST items/*=15/min)."
             )
-        seconds = unit * int((found["count"] or "1").strip())
-        key = hashlib.sha256(f"{scope}\n{part.strip()}".encode()).hexdigest()
-        rules.append(
-            Rule(part.strip(), found["method"], found["pattern"], int(found["limit"]), seconds, key)
-        )
-    return tuple(rules)
+        written, limit = part.strip(), int(found["limit"])
+        key = hashlib.sha256(f"{scope}\n{written}".encode()).hexdigest()
+        # A rule written twice is one rule: twice, each call would take two of its places.
+        rule = Rule(written, found["method"], found["pattern"], limit, unit * count, key)
+        rules.setdefault(key, rule)
+    return tuple(rules.values())
 
 
 def pause_asked(status: int, headers: Mapping[str, str]) -> float:
@@ -109,13 +112,19 @@ def pause_asked(status: int, headers: Mapping[str, str]) -> float:
         asked = _seconds(lower.get("retry-after")) or PAUSE_WITHOUT_RETRY_AFTER
     if _number(lower.get("x-ratelimit-remaining")) == 0:
         asked = max(asked, _reset(lower.get("x-ratelimit-reset")) or PAUSE_WITHOUT_RETRY_AFTER)
-    fields = dict(
-        item.strip().split("=", 1)
-        for item in lower.get("ratelimit", "").split(",")
-        if "=" in item and len(item) < 200
-    )
-    if _number(fields.get("remaining")) == 0:
-        asked = max(asked, _number(fields.get("reset")) or PAUSE_WITHOUT_RETRY_AFTER)
+    # "limit=10, remaining=0, reset=30" (the draft's first form) or '"default";r=0;t=30'.
+    fields = {
+        name.strip(): value
+        for name, _, value in (
+            item.partition("=")
+            for item in re.split(r"[,;]", lower.get("ratelimit", "")[:1000])
+            if "=" in item
+        )
+    }
+    remaining = _number(fields.get("remaining", fields.get("r")))
+    if remaining == 0:
+        reset = _number(fields.get("reset", fields.get("t")))
+        asked = max(asked, reset or PAUSE_WITHOUT_RETRY_AFTER)
     asked = max(asked, _number(lower.get("x-knewton-rate-delay")) or 0.0)
     return min(asked, MAX_PAUSE)
 
@@ -131,8 +140,11 @@ def _number(value: str | None) -> float | None:
 
 
 def _seconds(value: str | None) -> float | None:
+    """``Retry-After``: seconds or an HTTP date, both ASCII; None when malformed."""
     from .transport.retries import retry_after_seconds
 
+    if value is None or not value.isascii():
+        return None  # "²" and "٢" are digits to str.isdigit, not to float() or to HTTP
     return retry_after_seconds(value)
 
 
@@ -153,7 +165,9 @@ class RateLimiter:
         self.max_wait = max_wait  # longer than this, a call fails with RetryLaterError
         self._reserved = 0
         self._paused_until = 0.0  # the latest pause known to this process (epoch seconds)
-        self._pauses_read_at = -math.inf  # monotonic
+        self._pauses_read_at = -math.inf  # monotonic, when the last read of them began
+        self._known = threading.Lock()  # guards _paused_until: it only ever grows
+        self._reading = threading.Lock()  # one thread reads the pauses; the others wait for it
 
     def acquire(self, method: str, path: str, *, within: float) -> None:
         """Wait until a call may start; at most ``within`` seconds (its deadline) or
@@ -179,14 +193,17 @@ class RateLimiter:
         asked = pause_asked(status, headers)
         if asked > 0:
             until = time.time() + asked
-            self._paused_until = max(self._paused_until, until)
+            self._learn(until)
+            reason = f"status {status}"
             with transaction.atomic():
-                paused, made = RatePause.objects.get_or_create(
-                    key=self.scope, defaults={"until": until, "reason": f"status {status}"}
+                _, made = RatePause.objects.get_or_create(
+                    key=self.scope, defaults={"until": until, "reason": reason}
                 )
-                if not made and paused.until < until:
-                    RatePause.objects.filter(pk=paused.pk).update(
-                        until=until, reason=f"status {status}"
+                if not made:
+                    # Compared in the UPDATE, not in Python: two processes that read the same
+                    # pause would each write theirs, and the shorter could win (PostgreSQL).
+                    RatePause.objects.filter(key=self.scope, until__lt=until).update(
+                        until=until, reason=reason
                     )
             logger.warning("The API asks for a pause of %.1f s (status %d)", asked, status)
         return asked
@@ -194,24 +211,23 @@ class RateLimiter:
     def _take(self, rules: list[Rule]) -> float:
         """0 when a place was taken for the call, else the seconds to wait for one."""
         if not rules:  # only a pause can hold the call back: no lock, and rarely a read
-            if time.monotonic() - self._pauses_read_at >= PAUSE_READ_EVERY:
-                self._pauses_read_at = time.monotonic()
-                until = RatePause.objects.filter(key=self.scope).values_list("until", flat=True)
-                self._paused_until = max([self._paused_until, *until])
+            self._read_pauses()
             return max(self._paused_until - time.time(), 0.0)
         with transaction.atomic():
             now = self._locked_now(rules)
             until = RatePause.objects.filter(key=self.scope).values_list("until", flat=True)
             wait = max((u - now for u in until), default=0.0)
             for rule in rules:
+                # The window is full when it holds a limit-th latest call: the next may start
+                # once that one has left it (one row read, however large the limit).
                 window = rule.seconds + MARGIN
-                starts = list(
+                nth = (
                     RateSlot.objects.filter(key=rule.key, at__gt=now - window)
-                    .order_by("at")
-                    .values_list("at", flat=True)[: rule.limit]
+                    .order_by("-at")
+                    .values_list("at", flat=True)[rule.limit - 1 : rule.limit]
                 )
-                if len(starts) >= rule.limit:
-                    wait = max(wait, starts[0] + window - now)
+                for at in nth:
+                    wait = max(wait, at + window - now)
             if wait > 0:
                 return wait
             RateSlot.objects.bulk_create([RateSlot(key=rule.key, at=now) for rule in rules])
@@ -220,6 +236,24 @@ class RateLimiter:
                 for rule in rules:
                     RateSlot.objects.filter(key=rule.key, at__lt=now - rule.seconds - 60).delete()
         return 0.0
+
+    def _read_pauses(self) -> None:
+        """Learn the pauses other processes wrote, if not read in the last PAUSE_READ_EVERY
+        seconds. Threads that find them due wait for the one reading them: each would
+        otherwise go on from what this process knew before, a pause written since unseen."""
+        if time.monotonic() - self._pauses_read_at < PAUSE_READ_EVERY:
+            return
+        with self._reading:
+            began = time.monotonic()
+            if began - self._pauses_read_at < PAUSE_READ_EVERY:
+                return  # another thread read them while this one waited
+            until = RatePause.objects.filter(key=self.scope).values_list("until", flat=True)
+            self._learn(*until)
+            self._pauses_read_at = began
+
+    def _learn(self, *until: float) -> None:
+        with self._known:
+            self._paused_until = max((self._paused_until, *until))
 
     @staticmethod
     def _locked_now(rules: list[Rule]) -> float:

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BENCH_SECRET_KEY = "benchmark-only-" + "x" * 40  # never used outside a benchmark
-BENCH_ENCRYPTION_KEY = "YmVuY2gtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU="  # a Fernet key: 32 bytes, base64
+# A Fernet key (32 bytes, base64), never used outside a benchmark.
+BENCH_ENCRYPTION_KEY = "YmVuY2gtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU="
 
 
 def free_port() -> int:
@@ -105,6 +106,7 @@ def project_server(
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,
         "POC_ENCRYPTION_KEY": BENCH_ENCRYPTION_KEY,
+        "POC_EMBEDDED_WORKER": "1",  # /api/batch makes a job: a worker in the server runs it
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "DJANGO_STATIC_ROOT": str(directory / "static"),
         **environ,

@@ -2,20 +2,23 @@
 console's JSON, the admin, ``show_job``), and the results streamed as CSV or JSON Lines.
 
 Counts come from the database in a few grouped queries (by state, by status), whatever the
-job's size; the latency histogram is read from the items' durations in one ordered pass over
-the answered ones' ``duration_ms`` (at most ``HISTOGRAM_SAMPLE`` of them, evenly spaced).
+job's size; the latency histogram and percentiles are read in one ordered pass over the
+answered items' ``duration_ms`` (keeping at most ``HISTOGRAM_SAMPLE`` of them, evenly spaced,
+so a job of a million calls costs the memory of ten thousand). A list of jobs is described
+more cheaply (``summaries``): the counts by state of a whole page in one grouped query.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Avg, Count, Max, Min
+from django.db.models import Avg, Count, F, Max, Min, OrderBy
 from django.utils import timezone
 
+from api_client.metrics import rank
 from api_client.streaming import csv_lines, jsonl_lines
 
 from .models import Item, Job
@@ -38,6 +41,12 @@ def describe(job: Job) -> dict[str, Any]:
         .annotate(n=Count("id"))
         .order_by("status")
     )
+    by_error = dict(
+        job.items.filter(state__in=(Item.State.FAILED, Item.State.UNKNOWN))
+        .values_list("error_code")
+        .annotate(n=Count("id"))
+        .order_by("error_code")
+    )
     timing = job.items.filter(state=Item.State.ANSWERED).aggregate(
         first=Min("finished_at"), last=Max("finished_at"), mean=Avg("duration_ms")
     )
@@ -48,6 +57,26 @@ def describe(job: Job) -> dict[str, Any]:
         + counts["unknown"]
         + sum(n for status, n in by_status.items() if status >= 400)
     )
+    shape = latency(job)
+    return {
+        **_identity(job),
+        "done": finished,
+        "counts": counts,
+        "by_status": {str(status): n for status, n in by_status.items()},
+        "failing": failing,  # the progress bar's colour says whether calls fail
+        "calls_per_second": round(rate, 2) if rate else None,
+        "eta_seconds": round(left / rate) if rate and left and job.active else None,
+        "mean_ms": round(timing["mean"], 1) if timing["mean"] is not None else None,
+        "histogram": shape["histogram"],
+        "warning": no_worker_warning() if job.state == Job.State.RUNNING and left else "",
+        # Added for the console; the keys above are the ones ``show_job --json`` prints.
+        "by_error": {code or "error": n for code, n in by_error.items()},
+        "latency_ms": shape["percentiles"],
+        "elapsed_ms": _elapsed_ms(job),
+    }
+
+
+def _identity(job: Job) -> dict[str, Any]:
     return {
         "key": job.key,
         "id": job.pk,
@@ -62,16 +91,27 @@ def describe(job: Job) -> dict[str, Any]:
         "concurrency": job.concurrency,
         "idempotency_header": job.idempotency_header,
         "total": job.total,
-        "done": finished,
-        "counts": counts,
-        "by_status": {str(status): n for status, n in by_status.items()},
-        "failing": failing,  # the progress bar's colour says whether calls fail
-        "calls_per_second": round(rate, 2) if rate else None,
-        "eta_seconds": round(left / rate) if rate and left and job.active else None,
-        "mean_ms": round(timing["mean"], 1) if timing["mean"] is not None else None,
-        "histogram": histogram(job),
-        "warning": no_worker_warning() if job.state == Job.State.RUNNING and left else "",
     }
+
+
+def summaries(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """``describe`` without what costs a pass over each job's items: identity, ``done`` and
+    ``counts``, for a whole list of jobs in one grouped query (an index-only count)."""
+    found: dict[int, dict[str, int]] = {job.pk: {} for job in jobs}
+    rows = (
+        Item.objects.filter(job_id__in=list(found))
+        .values_list("job_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for job_id, state, n in rows:
+        found[job_id][state] = n
+    described = []
+    for job in jobs:
+        counts = {str(state): found[job.pk].get(state, 0) for state in Item.State}
+        done = sum(counts[state] for state in Item.FINISHED)
+        described.append({**_identity(job), "done": done, "counts": counts})
+    return described
 
 
 def _rate(job: Job, finished: int, first: datetime | None, last: datetime | None) -> float:
@@ -82,18 +122,47 @@ def _rate(job: Job, finished: int, first: datetime | None, last: datetime | None
     return finished / max((end - start).total_seconds(), 0.001)
 
 
+def _elapsed_ms(job: Job) -> float | None:
+    if not job.started_at:
+        return None
+    end = job.finished_at or timezone.now()
+    return round(max((end - job.started_at).total_seconds(), 0.0) * 1000, 1)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def histogram(job: Job) -> dict[str, list[float] | list[int]] | None:
-    """Equal-width bins of the answered calls' durations: ``edges`` has one more entry."""
+def latency(job: Job) -> dict[str, Any]:
+    """The answered calls' durations: ``histogram`` (as ``histogram`` returns it) and
+    ``percentiles`` (``min``, ``p50``, ``p95``, ``max``, ``mean``; nearest rank, exact up to
+    ``HISTOGRAM_SAMPLE`` calls, from the evenly spaced sample past that), or None for both."""
     answered = job.items.filter(state=Item.State.ANSWERED).exclude(duration_ms=None)
     count = answered.count()
     if not count:
-        return None
-    step = max(1, count // HISTOGRAM_SAMPLE)
-    durations = list(answered.order_by("duration_ms").values_list("duration_ms", flat=True))[::step]
+        return {"histogram": None, "percentiles": None}
+    step = max(1, math.ceil(count / HISTOGRAM_SAMPLE))
+    ordered = answered.order_by("duration_ms").values_list("duration_ms", flat=True)
+    durations = [value for n, value in enumerate(ordered.iterator(5000)) if n % step == 0]
+    if not durations:  # items answered between the count and the read: none are lost
+        return {"histogram": None, "percentiles": None}
+    mean = sum(durations) / len(durations)
+    percentiles = {
+        "min": round(durations[0], 1),
+        "p50": round(durations[rank(len(durations), 50)], 1),
+        "p95": round(durations[rank(len(durations), 95)], 1),
+        "max": round(durations[-1], 1),
+        "mean": round(mean, 1),
+    }
+    return {"histogram": _bins(durations, step), "percentiles": percentiles}
+
+
+def histogram(job: Job) -> dict[str, list[float] | list[int]] | None:
+    """Equal-width bins of the answered calls' durations: ``edges`` has one more entry."""
+    return latency(job)["histogram"]
+
+
+def _bins(durations: list[float], step: int) -> dict[str, list[float] | list[int]]:
     low, high = durations[0], durations[-1]
     bins = 1 if high == low else max(1, min(HISTOGRAM_BINS, round(math.sqrt(len(durations)))))
     width = (high - low) / bins or 1.0
@@ -106,11 +175,23 @@ def histogram(job: Job) -> dict[str, list[float] | list[int]] | None:
 # --- results ---------------------------------------------------------------------------------
 
 
-def results(job: Job, order: str = "index") -> Iterator[dict[str, Any]]:
-    """Every item's result, in chunks (a job of 100,000 items holds one chunk in memory)."""
-    field = ORDERINGS.get(order.lstrip("-"), "index")
-    ordering = ("-" if order.startswith("-") else "") + field
-    for item in job.items.only(*RESULT_FIELDS, "job").order_by(ordering, "index").iterator(2000):
+def ordering(order: str = "index") -> list[OrderBy]:
+    """``index``, ``status`` or ``duration`` (``-`` first: descending); items without a value
+    come last either way (SQLite and PostgreSQL place NULLs differently by default), ties by
+    index."""
+    name = ORDERINGS.get(order.lstrip("-"), "index")
+    descending = order.startswith("-")
+    first = F(name).desc(nulls_last=True) if descending else F(name).asc(nulls_last=True)
+    return [first, F("index").asc()]
+
+
+def results(job: Job, order: str = "index", states: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+    """Every item's result (or those in ``states``), in chunks: a job of 100,000 items holds
+    one chunk in memory."""
+    items = job.items.only(*RESULT_FIELDS, "job").order_by(*ordering(order))
+    if states:
+        items = items.filter(state__in=states)
+    for item in items.iterator(2000):
         yield result_of(item)
 
 
@@ -121,9 +202,9 @@ def result_of(item: Item) -> dict[str, Any]:
     return row
 
 
-def iter_jsonl(job: Job) -> Iterator[str]:
-    return jsonl_lines(results(job))
+def iter_jsonl(job: Job, order: str = "index", states: Sequence[str] = ()) -> Iterator[str]:
+    return jsonl_lines(results(job, order, states))
 
 
-def iter_csv(job: Job) -> Iterator[str]:
-    return csv_lines(RESULT_FIELDS, results(job))
+def iter_csv(job: Job, order: str = "index", states: Sequence[str] = ()) -> Iterator[str]:
+    return csv_lines(RESULT_FIELDS, results(job, order, states))

@@ -35,6 +35,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from api_client.client import ApiClient, get_client
+from api_client.context import actor_scope
 from api_client.exceptions import ApiError, LedgerError, RetryLaterError
 from api_client.messages import ApiRequest, ApiResponse, Call
 from api_client.pool import POOL
@@ -192,7 +193,10 @@ class Runner:
             headers,
             item.body.encode() if item.body is not None else None,
         )
-        return self.client.send(call, batch_id=self.job.key, wait=False, reference=item.reference)
+        with actor_scope(self.job.created_by):  # who made the job causes its calls
+            return self.client.send(
+                call, batch_id=self.job.key, wait=False, reference=item.reference
+            )
 
     def _result(self, item: Item, outcome: Any) -> dict[str, Any]:
         """The fields an outcome gives the item (see the module docstring)."""

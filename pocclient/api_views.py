@@ -3,19 +3,20 @@
 ``POST /_token_refresh``       token status, refreshed when due (or now, with ``force``)
 ``GET  /api/token``            token status, as it is
 ``POST /api/send``             one call -> its response and exchange id
-``POST /api/batch``            many calls -> NDJSON, a line per finished call, then a summary
+``POST /api/batch``            many calls -> a job, and its progress as NDJSON: a line per
+                               finished call, then a summary (``batch``)
 ``GET  /api/exchanges[/<id>]`` the exchange log, newest first
 
 Sending (and forcing a refresh) takes ``api_client.send_request``; reading the log and the
-token takes ``api_client.view_exchange``; a refresh when due takes either.
+token takes ``api_client.view_exchange``; a refresh when due takes either. The jobs'
+endpoints are in ``job_views``.
 """
 
-import contextvars
 import math
-import uuid
 
 from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.urls import reverse
 
 from api_client.client import get_client
 from api_client.exceptions import (
@@ -27,8 +28,9 @@ from api_client.exceptions import (
 )
 from api_client.models import Exchange
 
-from .batch import NDJSON, iterate_in, stream_batch
-from .forms import BatchForm, ExchangeFilterForm, RequestForm, TokenRefreshForm
+from .batch import NDJSON, stream_job
+from .forms import ExchangeFilterForm, RequestForm, TokenRefreshForm
+from .job_views import start_job
 from .jsonapi import (
     CONSOLE_PERMISSIONS,
     SEND,
@@ -96,17 +98,12 @@ def send(request: HttpRequest) -> HttpResponse:
 
 @json_endpoint("POST", permission=SEND)
 def batch(request: HttpRequest) -> HttpResponse:
-    client = get_client()
-    form = _valid(BatchForm(data=read_json(request), client=client))
-    lines = stream_batch(
-        client,
-        form.cleaned_data["requests"],
-        concurrency=form.cleaned_data["concurrency"],
-        batch_id=uuid.uuid4().hex,
-    )
-    response = StreamingHttpResponse(
-        iterate_in(contextvars.copy_context(), lines), content_type=NDJSON
-    )
+    """Make a job of the calls (read as a stream; a bad one keeps nothing: 400), then answer
+    with its progress, read from the database: a client that goes away leaves it running."""
+    job = start_job(request, default_name="POST /api/batch")
+    response = StreamingHttpResponse(stream_job(job), content_type=NDJSON)
+    response["X-Job-Key"] = job.key
+    response["X-Job-URL"] = reverse("api-job", args=[job.key])
     response["Cache-Control"] = "no-store"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each line on as it comes
     return response

@@ -15,6 +15,7 @@ from api_client.client import ApiClient
 from api_client.exceptions import InvalidRequestError
 from api_client.messages import ApiRequest, Call
 from api_client.models import StatusClass
+from jobs.models import Item, Job
 
 MAX_ITEM_ERRORS = 20  # of a refused batch, report this many items' errors, then a count
 
@@ -70,60 +71,6 @@ class RequestForm(StrictForm):
         return cleaned
 
 
-class BatchForm(StrictForm):
-    """Many calls: ``{"requests": [...], "concurrency": N}``; every item is checked first."""
-
-    requests = ValueField()
-    concurrency = forms.IntegerField(required=False)
-
-    def __init__(self, *args: Any, client: ApiClient, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.client = client
-
-    def clean_concurrency(self) -> int:
-        try:
-            return self.client.concurrency(self.cleaned_data["concurrency"])
-        except InvalidRequestError as exc:
-            raise forms.ValidationError(exc.message, code="out_of_range") from None
-
-    def clean_requests(self) -> list[Call]:
-        items = self.cleaned_data["requests"]
-        cap = self.client.config.BATCH_MAX
-        if not isinstance(items, list) or not items:
-            raise forms.ValidationError("Give a non-empty list of requests.", code="invalid")
-        if len(items) > cap:
-            raise forms.ValidationError(
-                f"The batch has {len(items)} requests; at most {cap} are allowed "
-                "(POC_API_BATCH_MAX).",
-                code="too_many",
-            )
-        calls, problems = [], []
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                problems.append(f"requests[{index}]: each request must be a JSON object.")
-                continue
-            unknown = sorted(str(key) for key in item if key not in ApiRequest.FIELDS)
-            if unknown:
-                problems.append(
-                    f"requests[{index}]: Unknown field(s): {', '.join(unknown)}; "
-                    f"use {', '.join(ApiRequest.FIELDS)}."
-                )
-                continue
-            try:
-                calls.append(prepare(self.client, item))
-            except InvalidRequestError as exc:
-                problems.append(f"requests[{index}].{exc.field}: {exc.message}")
-        if problems:
-            shown = problems[:MAX_ITEM_ERRORS]
-            if len(problems) > len(shown):
-                shown.append(f"... and {len(problems) - len(shown)} more.")
-            raise forms.ValidationError(
-                [f"{len(problems)} of the {len(items)} requests are invalid.", *shown],
-                code="invalid",
-            )
-        return calls
-
-
 class TokenRefreshForm(StrictForm):
     """``{"force": true}`` refreshes now; without it only a token due for refresh is replaced."""
 
@@ -144,4 +91,39 @@ class ExchangeFilterForm(forms.Form):
     batch_id = forms.CharField(required=False, max_length=32)
     kind = forms.ChoiceField(
         required=False, choices=[("api", "API calls"), ("token", "token requests"), ("all", "all")]
+    )
+
+
+class JobFilterForm(forms.Form):
+    """The job list's query string: ``?page=N&page_size=20&state=running``."""
+
+    page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+    page_size = forms.IntegerField(required=False, min_value=1, max_value=100)
+    state = forms.ChoiceField(
+        required=False, choices=[("", "any"), ("active", "not ended"), *Job.State.choices]
+    )
+
+
+class JobResultsForm(forms.Form):
+    """A job's results: ``?format=json|csv|jsonl&order=-duration&state=failed&page=2``."""
+
+    ORDERS = ("index", "-index", "status", "-status", "duration", "-duration")
+
+    format = forms.ChoiceField(
+        required=False, choices=[("json", "a page of JSON"), ("csv", "CSV"), ("jsonl", "JSONL")]
+    )
+    order = forms.ChoiceField(required=False, choices=[(order, order) for order in ORDERS])
+    state = forms.MultipleChoiceField(required=False, choices=Item.State.choices)
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    page_size = forms.IntegerField(required=False, min_value=1, max_value=500)
+
+
+class JobActionForm(StrictForm):
+    """``pause``, ``resume`` and ``cancel`` take nothing; ``resend`` takes ``{"state"}``."""
+
+
+class ResendForm(StrictForm):
+    state = forms.ChoiceField(
+        choices=[(Item.State.FAILED, "failed"), (Item.State.UNKNOWN, "unknown")],
+        error_messages={"invalid_choice": "Send failed or unknown items again, not %(value)s."},
     )

@@ -2,10 +2,10 @@
 
 Every answer is JSON, never a redirect to an HTML page: an anonymous caller gets 401, a wrong
 method 405, a user without the endpoint's permission 403 (``permission_denied``), a CSRF failure
-403 (``pocclient.views.csrf_failure``), bad input 400, a busy or unreachable database 503,
-anything else unexpected 500. An error body always has
-``error: {"code", "message"}``; a validation error adds ``errors``, the messages per field
-(``__all__`` for the input as a whole), as Django forms produce them.
+403 (``pocclient.views.csrf_failure``), bad input 400, an action a job's state does not allow
+409 (``job_views``), a busy or unreachable database 503, anything else unexpected 500. An
+error body always has ``error: {"code", "message"}``; a validation error adds ``errors``, the
+messages per field (``__all__`` for the input as a whole), as Django forms produce them.
 """
 
 import json

@@ -8,6 +8,7 @@ secret, the access and refresh tokens) is scrubbed from its body, in case the AP
 import json
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import urlencode
 
 from django.urls import reverse
 
@@ -16,6 +17,8 @@ from api_client.messages import ApiResponse
 from api_client.models import Exchange
 from api_client.redaction import redact_headers, redact_json, scrub
 from api_client.replay import replay_request
+from jobs.models import Item, Job
+from jobs.progress import describe
 
 
 def admin_url(exchange_id: int | None) -> str | None:
@@ -138,3 +141,56 @@ def replay_payload(exchange: Exchange) -> dict[str, Any]:
     """The request to load into the builder, in ``POST /api/send``'s shape, plus warnings."""
     replay = replay_request(exchange)
     return {**asdict(replay.request), "warnings": replay.warnings}
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+def job_urls(job: Job) -> dict[str, str]:
+    """Where to follow a job, read its results, and see its calls in the admin."""
+    return {
+        "url": reverse("api-job", args=[job.key]),
+        "results_url": reverse("api-job-results", args=[job.key]),
+        "exchanges_url": reverse("admin:api_client_exchange_changelist")
+        + "?"
+        + urlencode({"batch_id": job.key}),
+    }
+
+
+def job_actions(job: Job, counts: dict[str, int]) -> list[str]:
+    """What can be done to the job as it is (``jobs.actions`` says why not, if asked)."""
+    found = []
+    if job.state == Job.State.RUNNING:
+        found.append("pause")
+    if job.state == Job.State.PAUSED:
+        found.append("resume")
+    if job.state in (Job.State.RUNNING, Job.State.PAUSED):
+        found.append("cancel")
+    if job.state != Job.State.PLANNING:
+        found += [f"resend_{state}" for state in ("failed", "unknown") if counts.get(state)]
+    return found
+
+
+def job_detail(job: Job, *, can_send: bool) -> dict[str, Any]:
+    """``jobs.progress.describe``, where to go next, and what the user may do to it now."""
+    progress = describe(job)
+    actions = job_actions(job, progress["counts"]) if can_send else []
+    return {**progress, **job_urls(job), "actions": actions}
+
+
+def job_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A row of the job list (``jobs.progress.summaries``), with where to follow it."""
+    return {**summary, "url": reverse("api-job", args=[summary["key"]])}
+
+
+def result_row(values: dict[str, Any]) -> dict[str, Any]:
+    """One item of a job's results page: ``jobs.progress.result_of``'s fields, and a link to
+    its exchange in the admin."""
+    duration, finished = values["duration_ms"], values["finished_at"]
+    return {
+        **values,
+        "duration_ms": round(duration, 1) if duration is not None else None,
+        "finished_at": finished.isoformat() if finished else None,
+        "ok": values["state"] == Item.State.ANSWERED and (values["status"] or 0) < 400,
+        "exchange_url": admin_url(values["exchange_id"]),
+    }

@@ -24,16 +24,17 @@ from .jsonapi import (
 
 # What each of the console's permissions gives, as the pages say it.
 ALLOWS = {
-    VIEW: "read the history, the recorded exchanges and the token's state",
-    SEND: "send requests and batches, and refresh the token now",
+    VIEW: "read the history, the recorded exchanges, jobs' results and the token's state",
+    SEND: "send requests and batches, pause, cancel and re-send jobs, and refresh the token now",
 }
 
 
 @require_safe
 @login_required
 def console(request: HttpRequest) -> HttpResponse:
-    """The console; read-only without ``send_request``, without history without
-    ``view_exchange``, and a 403 page that says what is missing without either."""
+    """The console; read-only without ``send_request``, without history (or jobs' results)
+    without ``view_exchange``, and a 403 page that says what is missing without either.
+    ``?job=<key>`` opens that job's progress (the page puts it there when a batch starts)."""
     can_send, can_view = request.user.has_perm(SEND), request.user.has_perm(VIEW)
     if not (can_send or can_view):
         missing = [(p, permission_name(p), ALLOWS[p]) for p in (VIEW, SEND)]
@@ -45,6 +46,7 @@ def console(request: HttpRequest) -> HttpResponse:
         if can_send
         else needs_sentence((SEND,), subject="Sending requests, batches and a refresh by hand"),
         "view": "" if can_view else needs_sentence((VIEW,), subject="The history"),
+        "results": "" if can_view else needs_sentence((VIEW,), subject="A job's results"),
     }
     page = {
         "base_url": client.config.base_url,
@@ -60,6 +62,7 @@ def console(request: HttpRequest) -> HttpResponse:
             "token": reverse("api-token"),
             "send": reverse("api-send"),
             "batch": reverse("api-batch"),
+            "jobs": reverse("api-jobs"),
             "exchanges": reverse("api-exchanges"),
             "login": reverse("login"),
             "exchange_admin": reverse("admin:api_client_exchange_change", args=[0]).replace(

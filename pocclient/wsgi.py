@@ -28,9 +28,7 @@ application = get_wsgi_application()
 # Django's system checks run with manage.py's commands, not under a WSGI server: the errors
 # that make a deployment unsafe (no POC_ENCRYPTION_KEY with debug off, say) stop it here too.
 _errors = [
-    message
-    for message in run_checks(include_deployment_checks=False)
-    if message.is_serious()
+    message for message in run_checks(include_deployment_checks=False) if message.is_serious()
 ]
 if _errors:
     for message in _errors:

@@ -4,18 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('api_client', '0009_encrypt_tokens'),
+        ("api_client", "0009_encrypt_tokens"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='exchange',
-            name='exchange_batch_id_idx',
+            model_name="exchange",
+            name="exchange_batch_id_idx",
         ),
         migrations.AddIndex(
-            model_name='exchange',
-            index=models.Index(fields=['batch_id', '-created_at', '-id'], name='exchange_batch_idx'),
+            model_name="exchange",
+            index=models.Index(
+                fields=["batch_id", "-created_at", "-id"], name="exchange_batch_idx"
+            ),
         ),
     ]

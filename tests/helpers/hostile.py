@@ -38,8 +38,12 @@ Behaviours are chosen by the first path segment that names one, under any prefix
 
 ``POST .../token`` is an OAuth2 token endpoint (client_credentials and refresh_token grants,
 client authentication by HTTP Basic or in the form) whose answers ``token_mode`` chooses; see
-``CONFIG`` and ``TOKEN_MODES``. Drips, delays and hangs end when the server stops, which also
-cuts every open connection, so leaving ``serve_hostile`` never waits for a handler.
+``CONFIG`` and ``TOKEN_MODES``. A storm (``storm_after``, off by default) refuses every
+request but the token endpoint's for ``storm_seconds``, once ``storm_after`` of them were
+answered as usual: ``storm_status`` with ``storm_headers`` (429 with ``Retry-After: 2``), the
+moments of each refusal kept in ``server.refusals``, as rate-limit tests need. Drips, delays
+and hangs end when the server stops, which also cuts every open connection, so leaving
+``serve_hostile`` never waits for a handler.
 """
 
 import argparse
@@ -107,6 +111,13 @@ CONFIG = {
     "bad_token": "crlf",  # token_mode="bad_token": a key of BAD_TOKENS
     "token_status": 500,  # token_mode="status": this status, with this body
     "token_body": '{"error": "server_error"}',
+    # A storm of refusals: None (off), or how many API requests (any but the token
+    # endpoint's) are answered as usual before it begins; it lasts storm_seconds from the
+    # arrival of its first refused request.
+    "storm_after": None,
+    "storm_seconds": 2.0,
+    "storm_status": 429,
+    "storm_headers": {"Retry-After": "2"},
 }
 WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # deflate: the zlib format
 ZEROS = bytes(64 * 1024)
@@ -191,6 +202,11 @@ class Handler(BaseHTTPRequestHandler):
         self.server.record(
             Received(self.command, self.path, headers, length, body[:BODY_KEPT], arrived, wall)
         )
+        if not is_token and self.server.storming(arrived):
+            status, extra = self.server.storm_status, self.server.storm_headers
+            self.server.refused(arrived)
+            self._json(status, {"error": "storm", "status": status}, list(extra.items()))
+            return
         behaviour = next((segment for segment in segments if segment in BEHAVIOURS), None)
         try:
             if is_token:
@@ -536,6 +552,11 @@ class HostileServer(ThreadingHTTPServer):
         self.refresh_tokens: set[str] = set()
         self.scopes: list[str | None] = []  # of every token request, whatever the mode
         self.grant_types: list[str | None] = []
+        self.storm_began: float | None = None  # time.monotonic() of its first refusal
+        # (arrived, answered): time.monotonic() as each refused request arrived, and just
+        # before its answer was written (no later than its client could have read it)
+        self.refusals: list[tuple[float, float]] = []
+        self._storm_seen = 0  # API requests counted towards storm_after
         self._open: set[socket.socket] = set()
         self._reset: set[socket.socket] = set()
         self._log: IO[str] | None = None
@@ -560,6 +581,9 @@ class HostileServer(ThreadingHTTPServer):
             raise ValueError(f"bad_token must be one of {sorted(BAD_TOKENS)}")
         for key, value in changes.items():
             setattr(self, key, value)
+        if "storm_after" in changes:  # a storm configured anew begins anew
+            with self.lock:
+                self.storm_began, self._storm_seen = None, 0
 
     def state(self) -> dict[str, object]:
         with self.lock:
@@ -581,6 +605,22 @@ class HostileServer(ThreadingHTTPServer):
                 self._log.write(json.dumps(request.as_json()) + "\n")
                 self._log.flush()
                 os.fsync(self._log.fileno())
+
+    def storming(self, arrived: float) -> bool:
+        """Whether the request that arrived at ``arrived`` is refused by the storm."""
+        if self.storm_after is None:
+            return False
+        with self.lock:
+            self._storm_seen += 1
+            if self.storm_began is None and self._storm_seen > self.storm_after:
+                self.storm_began = arrived
+            return self.storm_began is not None and arrived < self.storm_began + float(
+                self.storm_seconds
+            )
+
+    def refused(self, arrived: float) -> None:
+        with self.lock:
+            self.refusals.append((arrived, time.monotonic()))
 
     def reset_on_close(self, sock: socket.socket) -> None:
         with self.lock:

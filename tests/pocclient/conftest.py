@@ -1,6 +1,6 @@
 """Fixtures for the console: users (with both of the console's permissions, with one, with
-none), logged-in and anonymous clients, an unreachable API, and a real browser (Playwright
-driving Debian's chromium) on the live server."""
+none), logged-in and anonymous clients, an unreachable API, a jobs worker in this process,
+and a real browser (Playwright driving Debian's chromium) on the live server."""
 
 import os
 import re
@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
 from api_client import tokens
+from jobs.workers import EmbeddedWorker
 from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 
 from .helpers import ConsoleClient
@@ -105,6 +106,19 @@ def nowhere(settings, closed_port) -> Iterator[str]:
     tokens.clear_cache()
     yield root
     tokens.clear_cache()
+
+
+@pytest.fixture
+def job_worker(transactional_db) -> Iterator[EmbeddedWorker]:
+    """A jobs worker in this process, as the web process runs one (``POC_EMBEDDED_WORKER``):
+    ``POST /api/batch`` and ``POST /api/jobs`` make jobs that it runs. It looks for tasks every
+    50 ms rather than every second, so that a test's batch does not wait for it."""
+    worker = EmbeddedWorker()
+    worker.worker.interval = 0.05
+    worker.start()
+    yield worker
+    worker.stop()
+    worker.upkeep.join(10)  # its last beat lands before the test's data is flushed
 
 
 # --- the browser ------------------------------------------------------------------------------

@@ -35,7 +35,9 @@ def assert_serving(console) -> None:
     assert console.post_json("/_token_refresh", {}).status_code == 200
 
 
-def test_api_stopped_mid_batch_every_item_is_answered_and_recorded(console, configure_api):
+def test_api_stopped_mid_batch_every_item_is_answered_and_recorded(
+    console, configure_api, job_worker
+):
     port = free_port()
     root = f"http://127.0.0.1:{port}"
     configure_api(BASE_URL=f"{root}/api/", TOKEN_URL=f"{root}/token", RETRIES=1)
@@ -133,7 +135,7 @@ def test_a_fault_is_answered_clearly_and_the_next_call_is_served(
     assert_serving(console)
 
 
-def test_30_percent_503s_in_a_batch_are_counted_and_recorded(console, api_config):
+def test_30_percent_503s_in_a_batch_are_counted_and_recorded(console, api_config, job_worker):
     calls = [echo(query={"fail_rate": "0.3"})] * 20 + [
         echo(method="POST", query={"fail_rate": "0.3"}, json={}) for _ in range(20)
     ]

@@ -125,7 +125,7 @@ def test_line_breaks_in_header_names_or_values_are_refused_by_field(console, now
 @FIXTURES_PER_TEST
 @given(st.lists(calls | json_values, min_size=1, max_size=5), st.integers(-1, 20))
 def test_batch_refuses_as_a_whole_or_sends_only_under_the_base_url(
-    console, nowhere, items, concurrency
+    console, nowhere, job_worker, items, concurrency
 ):
     before = len(api_calls())
 

@@ -7,12 +7,21 @@ import pytest
 from django.utils import timezone
 
 from api_client.models import Exchange, Token
+from jobs.models import Item, Job
 from sandbox import stats
+from tests.helpers.waiting import settled
 
 from .helpers import ndjson
 
-POST_ENDPOINTS = ["/_token_refresh", "/api/send", "/api/batch"]
-GET_ENDPOINTS = ["/api/token", "/api/exchanges", "/api/exchanges/1"]
+POST_ENDPOINTS = ["/_token_refresh", "/api/send", "/api/batch", "/api/jobs", "/api/jobs/1/cancel"]
+GET_ENDPOINTS = [
+    "/api/token",
+    "/api/exchanges",
+    "/api/exchanges/1",
+    "/api/jobs",
+    "/api/jobs/1",
+    "/api/jobs/1/results",
+]
 
 
 def echo(**changes):
@@ -249,7 +258,7 @@ def test_a_body_over_the_upload_limit_is_413(console, nowhere, settings):
 # --- POST /api/batch --------------------------------------------------------------------------
 
 
-def test_batch_streams_a_line_per_item_then_a_summary(console, api_config):
+def test_batch_streams_a_line_per_item_then_a_summary(console, api_config, job_worker):
     requests = [echo(), echo(path="whoami"), echo(path="items/999999"), echo(query={"status": 500})]
 
     response = console.post_json("/api/batch", {"requests": requests, "concurrency": 2})
@@ -275,9 +284,20 @@ def test_batch_streams_a_line_per_item_then_a_summary(console, api_config):
         item["exchange_id"] for item in items
     )
     assert summary["exchanges_url"] == f"/admin/api_client/exchange/?batch_id={summary['batch_id']}"
+    # The batch is a job, made by the console's user; its calls' exchanges carry its key.
+    job = Job.objects.get(key=summary["batch_id"])
+    assert (job.origin, job.created_by, job.state, job.total) == (
+        "console",
+        "engineer",
+        "finished",
+        4,
+    )
+    assert response["X-Job-Key"] == job.key == summary["job"]
+    assert summary["url"] == response["X-Job-URL"] == f"/api/jobs/{job.key}"
+    assert summary["state"] == "finished" and summary["cancelled"] == 0
 
 
-def test_batch_lines_come_in_the_order_calls_finish(console, api_config):
+def test_batch_lines_come_in_the_order_calls_finish(console, api_config, job_worker):
     requests = [echo(query={"delay": "0.5"}), echo()]
 
     lines = ndjson(console.post_json("/api/batch", {"requests": requests, "concurrency": 2}))
@@ -285,7 +305,7 @@ def test_batch_lines_come_in_the_order_calls_finish(console, api_config):
     assert [line.get("index") for line in lines[:2]] == [1, 0]
 
 
-def test_batch_items_that_fail_carry_their_error(console, configure_api, closed_port):
+def test_batch_items_that_fail_carry_their_error(console, configure_api, closed_port, job_worker):
     configure_api(BASE_URL=f"http://127.0.0.1:{closed_port}/api/", RETRIES=0)
 
     *items, last = ndjson(console.post_json("/api/batch", {"requests": [echo(), echo()]}))
@@ -296,27 +316,53 @@ def test_batch_items_that_fail_carry_their_error(console, configure_api, closed_
     assert last["summary"]["latency_ms"] is None
 
 
-def test_batch_calls_carry_the_request_id_of_the_page_that_started_them(console, api_config):
+def test_batch_calls_carry_the_job_and_their_place_in_it(console, api_config, job_worker):
+    # A job's calls are sent by a worker, not in the page's request: they carry the job's key
+    # (batch_id) and their place in it (reference), not the page's request id (as they did
+    # when the batch ran inside the request).
     response = console.post_json(
         "/api/batch",
         {"requests": [echo(), echo()]},
         headers={"X-Request-ID": "console-batch-1"},
     )
-    # The body is produced after the view returned, outside its request, like on a server.
     summary = ndjson(response)[-1]["summary"]
 
-    ids = Exchange.objects.filter(batch_id=summary["batch_id"]).values_list("request_id", flat=True)
-    assert list(ids) == ["console-batch-1", "console-batch-1"]
+    rows = Exchange.objects.filter(batch_id=summary["batch_id"]).order_by("reference")
+    assert list(rows.values_list("reference", flat=True)) == [
+        f"job:{summary['job']}:0",
+        f"job:{summary['job']}:1",
+    ]
+    assert response["X-Request-ID"] == "console-batch-1"
 
 
-def test_batch_stops_starting_calls_when_the_browser_goes_away(console, api_config):
-    requests = [echo(query={"delay": "0.2"})] * 30
+def test_a_batch_goes_on_when_the_browser_goes_away(console, api_config, job_worker):
+    # It used to stop starting calls; now the batch is a job that the browser only watches.
+    requests = [echo(query={"delay": "0.05"})] * 30
     response = console.post_json("/api/batch", {"requests": requests, "concurrency": 2})
 
     next(iter(response.streaming_content))
     response.close()
 
-    assert Exchange.objects.filter(kind=Exchange.Kind.API).count() < 10
+    job = Job.objects.get(key=response["X-Job-Key"])
+    assert settled(lambda: Job.objects.get(pk=job.pk).state, "finished", timeout=60) == "finished"
+    assert job.counts()["answered"] == 30
+    assert Exchange.objects.filter(batch_id=job.key).count() == 30
+
+
+def test_a_batch_without_a_worker_ends_its_answer_and_keeps_the_job(console, nowhere, settings):
+    # No worker has been seen (none runs in this test): once nothing has happened for four
+    # beats, the answer ends and says so, and the job waits for one.
+    settings.POC_JOBS = {"BEAT": 0.1}
+
+    *items, last = ndjson(console.post_json("/api/batch", {"requests": [echo()] * 3}))
+
+    summary = last["summary"]
+    assert items == []
+    assert "manage.py db_worker" in summary["aborted"]
+    assert f"/api/jobs/{summary['job']}" in summary["aborted"]
+    assert (summary["state"], summary["total"], summary["done"]) == ("running", 3, 0)
+    assert Job.objects.get(key=summary["job"]).counts()["planned"] == 3
+    assert Exchange.objects.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -341,6 +387,7 @@ def test_bad_batch_input_is_400_per_field_and_nothing_is_sent(console, nowhere, 
     assert response.status_code == 400
     assert field in response.json()["errors"]
     assert Exchange.objects.count() == 0
+    assert not Job.objects.exists() and not Item.objects.exists()
 
 
 def test_a_batch_over_the_cap_is_refused(console, nowhere, settings):
@@ -351,6 +398,7 @@ def test_a_batch_over_the_cap_is_refused(console, nowhere, settings):
     assert response.status_code == 400
     assert "at most 3" in response.json()["errors"]["requests"][0]
     assert Exchange.objects.count() == 0
+    assert not Job.objects.exists() and not Item.objects.exists()
 
 
 def test_invalid_batch_items_are_named_by_index(console, nowhere):
@@ -361,6 +409,7 @@ def test_invalid_batch_items_are_named_by_index(console, nowhere):
     assert errors[0] == "2 of the 4 requests are invalid."
     assert errors[1].startswith("requests[1].path: ")
     assert errors[2].startswith("requests[2].method: Unknown method 'NOPE'")
+    assert not Job.objects.exists()
 
 
 # --- POST /_token_refresh, GET /api/token ----------------------------------------------------
@@ -417,7 +466,7 @@ def test_token_status_reads_without_refreshing(console, api_config):
     assert "access_token" not in data and "refresh_token" not in data
 
 
-def test_no_endpoint_ever_answers_with_a_secret(console, api_config):
+def test_no_endpoint_ever_answers_with_a_secret(console, api_config, job_worker):
     console.post_json("/_token_refresh", {"force": True})
     sent = console.post_json("/api/send", echo()).json()
     token = Token.objects.get()
@@ -430,6 +479,9 @@ def test_no_endpoint_ever_answers_with_a_secret(console, api_config):
         console.get("/api/token").content,
         console.post_json("/api/send", echo(path="whoami")).content,
         b"".join(console.post_json("/api/batch", {"requests": [echo()]}).streaming_content),
+        console.get("/api/jobs").content,
+        *(console.get(f"/api/jobs/{job.key}").content for job in Job.objects.all()),
+        *(console.get(f"/api/jobs/{job.key}/results").content for job in Job.objects.all()),
         console.get("/api/exchanges?kind=all").content,
         *(console.get(f"/api/exchanges/{e.pk}").content for e in Exchange.objects.all()),
     ]

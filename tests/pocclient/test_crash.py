@@ -43,6 +43,7 @@ def api_environ(url: str) -> dict[str, str]:
         "POC_API_CLIENT_ID": CONFIG["client_id"],
         "POC_API_CLIENT_SECRET": CONFIG["client_secret"],
         "POC_API_RETRIES": "0",
+        "POC_EMBEDDED_WORKER": "1",  # the batch is a job; the web process runs it
         "DJANGO_LOG_LEVEL": "WARNING",
     }
 

@@ -94,6 +94,8 @@ def gunicorn(tmp_path_factory) -> Iterator[str]:
         POC_API_BASE_URL=f"{url}/sandbox/api/",
         POC_API_TOKEN_URL=f"{url}/sandbox/oauth/token",
         DJANGO_SUPERUSER_PASSWORD="production-test-password-1",
+        # A batch is a job: production runs `manage.py db_worker`; here the web process does.
+        POC_EMBEDDED_WORKER="1",
     )
     for args in (
         ("migrate", "--no-input"),

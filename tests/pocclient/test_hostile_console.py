@@ -69,7 +69,7 @@ def test_odd_bodies_are_answered_and_shown_in_the_history(console, hostile_confi
     assert detail.status_code == 200
 
 
-def test_a_batch_of_bombs_answers_every_item_with_its_error(console, hostile_config):
+def test_a_batch_of_bombs_answers_every_item_with_its_error(console, hostile_config, job_worker):
     hostile_config()
     calls = [{"method": "GET", "path": "bomb", "query": {"mb": 100, "n": n}} for n in range(16)]
 

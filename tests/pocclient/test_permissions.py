@@ -9,7 +9,10 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
+from api_client.client import get_client
 from api_client.models import Exchange, Token
+from jobs.models import Job
+from jobs.planning import plan
 from sandbox import stats
 from tests.helpers.exchanges import create_exchange
 
@@ -33,6 +36,18 @@ ENDPOINTS = {
     "token status": ("get", "/api/token", None, (VIEW,)),
     "exchange list": ("get", "/api/exchanges", None, (VIEW,)),
     "exchange detail": ("get", "/api/exchanges/{id}", None, (VIEW,)),
+    "job list": ("get", "/api/jobs", None, EITHER),
+    "job progress": ("get", "/api/jobs/{job}", None, EITHER),
+    "job results": ("get", "/api/jobs/{job}/results", None, (VIEW,)),
+    "job results as CSV": ("get", "/api/jobs/{job}/results?format=csv", None, (VIEW,)),
+    "make a job": ("post", "/api/jobs", {"requests": [{"method": "GET", "path": "echo"}]}, (SEND,)),
+    "pause a job": ("post", "/api/jobs/{job}/pause", {}, (SEND,)),
+    "send a job's failed items again": (
+        "post",
+        "/api/jobs/{job}/resend",
+        {"state": "failed"},
+        (SEND,),
+    ),
 }
 # fixture: the permissions its user has
 USERS = {
@@ -49,9 +64,9 @@ def superuser(db, fast_hasher):
     return get_user_model().objects.create_superuser("root", password="x" * 12)
 
 
-def call(client, endpoint: str, exchange_id: int):
+def call(client, endpoint: str, exchange_id: int, job_key: str = ""):
     method, path, body, _ = ENDPOINTS[endpoint]
-    path = path.format(id=exchange_id)
+    path = path.format(id=exchange_id, job=job_key)
     if method == "get":
         return client.get(path)
     return client.post_json(path, body)
@@ -67,14 +82,17 @@ def test_each_endpoint_takes_its_permission_and_refuses_without_sending(
 ):
     client = client_for(request.getfixturevalue(who))
     recorded = create_exchange(path="/recorded-before")
+    job = plan(get_client(), [(1, {"method": "GET", "path": "echo"})])  # planned, not sent
     needed = ENDPOINTS[endpoint][3]
     allowed = any(p in USERS[who] for p in needed)
+    if allowed and endpoint == "batch":
+        request.getfixturevalue("job_worker")
 
-    response = call(client, endpoint, recorded.pk)
+    response = call(client, endpoint, recorded.pk, job.key)
 
     if allowed:
-        assert response.status_code == 200
-        if response.streaming:
+        assert response.status_code == (201 if endpoint == "make a job" else 200)
+        if response.streaming and endpoint == "batch":
             assert ndjson(response)[-1]["summary"]["ok"] == 1
         return
     assert response.status_code == 403
@@ -86,8 +104,10 @@ def test_each_endpoint_takes_its_permission_and_refuses_without_sending(
     labels = " or ".join(SEND_LABEL if p == SEND else VIEW_LABEL for p in needed)
     assert f"needs the permission {labels}; {ASK}" in error["message"]
     assert response.json()["required"] == list(needed)
-    # Nothing was sent: no new exchange, no token asked for, no call reached the sandbox.
+    # Nothing was sent or changed: no new exchange or job, no token asked for, no call
+    # reached the sandbox.
     assert list(Exchange.objects.values_list("pk", flat=True)) == [recorded.pk]
+    assert list(Job.objects.values_list("pk", "state")) == [(job.pk, "running")]
     assert not Token.objects.exists()
     assert stats.grant_count() == 0
     assert stats.request_counts()["total"] == 0
@@ -122,20 +142,32 @@ def client_of_viewer(viewer):
 
 def test_a_call_sent_through_the_console_records_the_user_as_its_actor(console, api_config):
     sent = console.post_json("/api/send", {"method": "GET", "path": "echo"}).json()
+
+    assert Exchange.objects.get(pk=sent["id"]).actor == "engineer"
+    history = console.get("/api/exchanges").json()["results"]
+    assert {row["actor"] for row in history} == {"engineer"}
+    assert console.get(f"/api/exchanges/{sent['id']}").json()["actor"] == "engineer"
+
+
+def test_a_batch_is_a_job_made_by_the_user(console, api_config, job_worker):
     lines = ndjson(
         console.post_json("/api/batch", {"requests": [{"method": "GET", "path": "echo"}] * 3})
     )
 
-    assert Exchange.objects.get(pk=sent["id"]).actor == "engineer"
+    assert Job.objects.get(key=lines[-1]["summary"]["job"]).created_by == "engineer"
+
+
+def test_a_batch_records_the_user_as_the_actor_of_its_calls(console, api_config, job_worker):
+    lines = ndjson(
+        console.post_json("/api/batch", {"requests": [{"method": "GET", "path": "echo"}] * 3})
+    )
+
     batch_ids = [line["exchange_id"] for line in lines if "exchange_id" in line]
     assert len(batch_ids) == 3
-    # Batch calls run in worker threads; the actor goes with them.
+    # A job's calls run in a worker; the actor goes with them.
     assert set(Exchange.objects.filter(pk__in=batch_ids).values_list("actor", flat=True)) == {
         "engineer"
     }
-    history = console.get("/api/exchanges").json()["results"]
-    assert {row["actor"] for row in history} == {"engineer"}
-    assert console.get(f"/api/exchanges/{sent['id']}").json()["actor"] == "engineer"
 
 
 # --- the page ---------------------------------------------------------------------------------

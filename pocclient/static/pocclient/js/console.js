@@ -1,11 +1,14 @@
-// The console page: wires the token panel, builder, batch runner and history together.
-// config.permissions says what the user may do: without send_request the page is read-only
-// (the server renders the controls disabled), without view_exchange it has no history.
+// The console page: wires the token panel, builder, batch runner, job view, job list and history
+// together. config.permissions says what the user may do: without send_request the page is
+// read-only (the server renders the controls disabled), without view_exchange it has no history
+// and no job results. ?job=<key> in the address opens that job (a reload keeps following it).
 
 import { BatchRunner } from "./batch.js";
 import { Builder } from "./builder.js";
 import { $ } from "./dom.js";
 import { History } from "./history.js";
+import { JobView, jobFromAddress } from "./job.js";
+import { JobList } from "./jobs.js";
 import { TokenPanel } from "./token.js";
 
 const config = JSON.parse($("#page-config").textContent);
@@ -16,7 +19,23 @@ const afterCalls = () => {
   history?.refresh();
 };
 const builder = new Builder(config, { onSent: afterCalls });
-new BatchRunner(config, builder, { onDone: afterCalls });
+const jobView = new JobView(config, {
+  onChange: () => {
+    afterCalls();
+    jobList.refresh();
+  },
+});
+const jobList = new JobList(config, { onOpen: (key) => open(key) });
+function open(key, options) {
+  jobView.open(key, options);
+  jobList.highlight(key);
+}
+new BatchRunner(config, builder, {
+  onStarted: (job) => {
+    open(job.key, { job });
+    jobList.refresh();
+  },
+});
 if (config.permissions.view_exchange) {
   history = new History(config, {
     onLoad: (detail) => {
@@ -25,4 +44,11 @@ if (config.permissions.view_exchange) {
     },
   });
 }
+const following = jobFromAddress();
+if (following) open(following, { remember: false });
+window.addEventListener("popstate", () => {
+  const key = jobFromAddress();
+  if (key) open(key, { remember: false });
+  else jobView.close();
+});
 document.body.dataset.ready = "true";

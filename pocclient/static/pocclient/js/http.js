@@ -33,16 +33,19 @@ async function parse(response) {
   }
 }
 
-export async function request(url, { method = "GET", body, signal } = {}) {
+// body: a value sent as JSON; raw: a string or FormData sent as it is (with contentType for
+// a string; the browser sets a form's).
+export async function request(url, { method = "GET", body, raw, contentType, signal } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") {
-    headers["Content-Type"] = "application/json";
+    if (raw === undefined) headers["Content-Type"] = "application/json";
+    else if (contentType) headers["Content-Type"] = contentType;
     headers["X-CSRFToken"] = csrfToken();
   }
   const response = await fetch(url, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
     signal,
   });
@@ -64,23 +67,10 @@ export async function postJSON(url, body, { signal } = {}) {
   return payload;
 }
 
-// POST, then hand each NDJSON line to onLine as it arrives.
-export async function postNDJSON(url, body, onLine, { signal } = {}) {
-  const response = await request(url, { method: "POST", body, signal });
-  if (!response.ok) throw new ApiError(response.status, await parse(response));
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffered += value;
-    let newline = buffered.indexOf("\n");
-    while (newline >= 0) {
-      const line = buffered.slice(0, newline).trim();
-      buffered = buffered.slice(newline + 1);
-      if (line) onLine(JSON.parse(line));
-      newline = buffered.indexOf("\n");
-    }
-  }
-  if (buffered.trim()) onLine(JSON.parse(buffered));
+// POST a string (with its content type) or a FormData; the JSON answer.
+export async function postRaw(url, raw, { contentType, signal } = {}) {
+  const response = await request(url, { method: "POST", raw, contentType, signal });
+  const payload = await parse(response);
+  if (!response.ok) throw new ApiError(response.status, payload);
+  return payload;
 }
