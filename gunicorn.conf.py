@@ -4,9 +4,9 @@ gunicorn reads this file from the working directory, so from the repository root
 `gunicorn pocclient.wsgi` is enough. Override any setting without editing the file, on the
 command line (`--workers 4`) or in GUNICORN_CMD_ARGS; both take precedence over this file.
 
-gthread workers: each process serves `threads` requests at once. A console batch holds one
-of them for as long as it streams, and starts up to POC_API_MAX_WORKERS threads of its own,
-each with its own database connection (see the README on threads and connections).
+gthread workers: each process serves `threads` requests at once. A console batch is a job,
+sent by `manage.py db_worker` processes (POC_EMBEDDED_WORKER is off in production); the request
+that follows its progress holds one thread while it streams.
 """
 
 import os
