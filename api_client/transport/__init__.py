@@ -145,7 +145,9 @@ class Transport:
         limit = self.config.MAX_RESPONSE_BYTES
         keep = min(limit, max(self.config.LOG_BODY_LIMIT, _CHUNK))
         length = response.headers.get("Content-Length", "")
-        declared = int(length) if length.isdigit() and len(length) < 19 else None
+        declared = (
+            int(length) if length.isascii() and length.isdigit() and len(length) < 19 else None
+        )
         # A plain body that says it is too long is refused after its first part.
         enough = keep if declared is not None and declared > limit else limit
         # A list, not a growing bytearray: no copy of everything read so far each time it
