@@ -157,6 +157,7 @@ def test_without_a_key_debug_uses_a_development_key_derived_from_the_secret_key(
         encryption.decrypt(stored)
 
 
+@pytest.mark.django_db  # the model checks ask the database what it supports
 def test_the_development_key_is_a_deploy_warning_not_an_error(settings):
     use_keys(settings)
     settings.DEBUG = True
@@ -169,6 +170,7 @@ def test_the_development_key_is_a_deploy_warning_not_an_error(settings):
     assert "development key derived from DJANGO_SECRET_KEY" in warning.msg
 
 
+@pytest.mark.django_db  # the model checks ask the database what it supports
 def test_without_a_key_and_debug_off_the_check_fails_and_nothing_is_encrypted(settings):
     use_keys(settings)
     settings.DEBUG = False
@@ -181,6 +183,7 @@ def test_without_a_key_and_debug_off_the_check_fails_and_nothing_is_encrypted(se
         encryption.encrypt("x")
 
 
+@pytest.mark.django_db  # the model checks ask the database what it supports
 def test_a_bad_key_is_an_error_that_never_quotes_it(settings):
     bad = "this-is-not-a-fernet-key-but-it-is-secret"
     use_keys(settings, KEY_A, bad)
@@ -197,6 +200,7 @@ def test_a_bad_key_is_an_error_that_never_quotes_it(settings):
     assert bad not in str(raised.value)
 
 
+@pytest.mark.django_db  # the model checks ask the database what it supports
 def test_several_good_keys_pass_the_checks(settings):
     use_keys(settings, KEY_B, KEY_A)
 

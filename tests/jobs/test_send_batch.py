@@ -642,9 +642,9 @@ def test_with_a_worker_running_the_command_follows_the_job_and_leaves_the_sendin
     assert "this command sends the calls itself" not in out
     assert "10 succeeded, 0 failed." in out
     assert job.state == Job.State.FINISHED
-    # Sent by the worker, not by this command: its exchanges carry no actor of ours.
+    # Sent by the worker, in the name of the job's maker: this command.
     actors = set(Exchange.objects.filter(batch_id=job.key).values_list("actor", flat=True))
-    assert actors == {""}
+    assert actors == {"command send_batch"}
 
 
 def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow_or_cancel_it(
