@@ -39,6 +39,7 @@ from .jsonapi import (
     error_response,
     form_errors,
     json_endpoint,
+    json_page,
     read_json,
     require,
 )
@@ -120,17 +121,7 @@ def exchanges(request: HttpRequest) -> HttpResponse:
         rows = rows.in_status_class(filters["status"])
     if filters["batch_id"]:
         rows = rows.filter(batch_id=filters["batch_id"])
-    # One row more than a page tells whether there is a next page, without counting them all.
-    found = list(rows[(page - 1) * size : page * size + 1])
-    return JsonResponse(
-        {
-            "results": [exchange_summary(row) for row in found[:size]],
-            "page": page,
-            "page_size": size,
-            "has_previous": page > 1,
-            "has_next": len(found) > size,
-        }
-    )
+    return json_page(rows, page, size, lambda found: [exchange_summary(row) for row in found])
 
 
 @json_endpoint("GET", permission=VIEW)

@@ -32,6 +32,7 @@ from .jsonapi import (
     error_response,
     form_errors,
     json_endpoint,
+    json_page,
     read_json,
     require,
 )
@@ -84,17 +85,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         rows = rows.filter(state__in=(Job.State.PLANNING, Job.State.RUNNING, Job.State.PAUSED))
     elif filters["state"]:
         rows = rows.filter(state=filters["state"])
-    # One row more than a page tells whether there is a next page, without counting them all.
-    found = list(rows[(page - 1) * size : page * size + 1])
-    return JsonResponse(
-        {
-            "results": [job_summary(row) for row in summaries(found[:size])],
-            "page": page,
-            "page_size": size,
-            "has_previous": page > 1,
-            "has_next": len(found) > size,
-        }
-    )
+    return json_page(rows, page, size, lambda found: list(map(job_summary, summaries(found))))
 
 
 @json_endpoint("GET", permission=CONSOLE_PERMISSIONS)

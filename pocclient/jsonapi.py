@@ -216,3 +216,20 @@ def json_endpoint(*methods: str, permission: str | tuple[str, ...] = ()) -> Call
 def is_json_endpoint(request: HttpRequest) -> bool:
     match = getattr(request, "resolver_match", None)
     return bool(match and getattr(match.func, JSON_ENDPOINT_ATTR, False))
+
+
+def json_page(
+    rows: Any, page: int, size: int, present: Callable[[list[Any]], list[dict[str, Any]]]
+) -> JsonResponse:
+    """One page of ``rows`` (a queryset) as the console's list endpoints answer it. One row
+    more than a page tells whether there is a next page, without counting them all."""
+    found = list(rows[(page - 1) * size : page * size + 1])
+    return JsonResponse(
+        {
+            "results": present(found[:size]),
+            "page": page,
+            "page_size": size,
+            "has_previous": page > 1,
+            "has_next": len(found) > size,
+        }
+    )

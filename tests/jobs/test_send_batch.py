@@ -11,7 +11,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command, load_command_class
+from django.core.management import CommandError, call_command
 from django_tasks_db.models import DBTaskResult
 
 from api_client.models import Exchange
@@ -19,7 +19,7 @@ from jobs.models import Item, Job
 from jobs.planning import ENVELOPE_ALLOWANCE
 from jobs.runner import Runner
 from sandbox import stats
-from tests.helpers.exchanges import TTY, Run, _KeepOpen, fake_stdin
+from tests.helpers.exchanges import TTY, fake_stdin, run_command
 from tests.helpers.hostile import CONFIG
 from tests.helpers.processes import ROOT, database_url_for_subprocess
 from tests.helpers.waiting import settled
@@ -42,19 +42,7 @@ def send_batch(*argv: str, stdout: StringIO | None = None) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
-def run(name: str, *argv: str, capsys, monkeypatch) -> Run:
-    """A jobs command as ``manage.py name argv...`` runs it: exit status, stdout, stderr
-    (without the closing of every connection that ends a real run)."""
-    monkeypatch.setattr("django.core.management.base.connections", _KeepOpen())
-    command = load_command_class("jobs", name)
-    capsys.readouterr()
-    try:
-        command.run_from_argv(["manage.py", name, *argv])
-        status = 0
-    except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return Run(status, captured.out, captured.err)
+run = run_command  # a jobs command, found by its name as manage.py finds it
 
 
 def the_job() -> Job:
