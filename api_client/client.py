@@ -29,12 +29,14 @@ from django.views.decorators.debug import sensitive_variables
 
 from . import grants
 from .conf import ApiSettings, api_settings
+from .connections import settings_for
 from .context import REQUEST_ID_HEADER, get_request_id
 from .deadline import current as current_deadline
 from .deadline import deadline
 from .exceptions import ApiError, InvalidRequestError, TokenError
 from .ledger import LEDGER, SETTLE_GRACE
 from .messages import ApiRequest, ApiResponse, BatchResult, Call, Outcome, Reply
+from .models.connections import DEFAULT
 from .pool import iter_in_threads
 from .ratelimit import RateLimiter, parse_rules
 from .recording import completion, pending_exchange
@@ -64,9 +66,13 @@ class ApiClient:
     def __init__(self, config: ApiSettings | None = None) -> None:
         self.config = config or api_settings()
         self.transport = Transport(self.config)
+        # One connection's limits and pauses never slow another's, even on the same API.
+        scope = self.config.base_url
+        if self.config.NAME != "default":  # default's keys stay as they were
+            scope = f"{scope}\nconnection={self.config.NAME}"
         self.limits = RateLimiter(
-            parse_rules(self.config.RATE_LIMIT, self.config.base_url),
-            scope=self.config.base_url,
+            parse_rules(self.config.RATE_LIMIT, scope),
+            scope=scope,
             max_wait=self.config.RETRY_AFTER_MAX,
         )
         self.tokens = TokenManager(self.config, self._post_token_form)
@@ -267,6 +273,7 @@ class ApiClient:
         exchange = pending_exchange(
             call,
             headers,
+            connection=self.config.NAME,
             secrets=secrets,
             body_limit=self.config.LOG_BODY_LIMIT,
             batch_id=batch_id,
@@ -316,7 +323,13 @@ class ApiClient:
         secrets = self.tokens.held_secrets()
         limit = self.config.LOG_BODY_LIMIT
         exchange = pending_exchange(
-            call, headers, secrets=secrets, body_limit=limit, batch_id=batch_id, reference=reference
+            call,
+            headers,
+            connection=self.config.NAME,
+            secrets=secrets,
+            body_limit=limit,
+            batch_id=batch_id,
+            reference=reference,
         )
         outcome = Outcome(headers=headers, error=error)
         for name, value in completion(exchange, outcome, secrets=secrets, body_limit=limit).items():
@@ -376,16 +389,20 @@ class ApiClient:
         return results  # type: ignore[return-value]
 
 
-_shared: ApiClient | None = None
+_shared: dict[str, ApiClient] = {}
 _shared_guard = threading.Lock()
 
 
-def reset_client() -> None:
-    """Close and forget the shared client; the next ``get_client()`` builds a new one."""
-    global _shared
+def reset_client(name: str | None = None) -> None:
+    """Close and forget the shared client of ``name`` (of every connection, when ``None``);
+    the next ``get_client`` builds a new one."""
     with _shared_guard:
-        client, _shared = _shared, None
-    if client is not None:
+        if name is None:
+            closing = list(_shared.values())
+            _shared.clear()
+        else:
+            closing = [client] if (client := _shared.pop(name, None)) else []
+    for client in closing:
         client.close()
 
 
@@ -397,14 +414,21 @@ def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
         reset_client()
 
 
-def get_client() -> ApiClient:
-    """The process's client for the current settings (rebuilt when ``POC_API`` changes)."""
-    global _shared
-    config = api_settings()
-    client = _shared
+def get_client(connection: str = DEFAULT) -> ApiClient:
+    """The process's client for the connection named ``connection`` (``default``: the
+    environment's ``POC_API_*``), rebuilt when its settings change.
+
+    Raises ``UnknownConnectionError`` (an ``InvalidRequestError`` on ``connection``) when there
+    is no such connection, it is switched off, or its settings or secret are unusable.
+    """
+    config = settings_for(connection)
+    client = _shared.get(connection)
     if client is None or client.config is not config:
         with _shared_guard:
-            if _shared is None or _shared.config is not config:
-                _shared = ApiClient(config)
-            client = _shared
+            client = _shared.get(connection)
+            if client is None or client.config is not config:
+                # The old client is not closed: calls in flight on it finish; its idle
+                # connections go with it when it is collected.
+                client = ApiClient(config)
+                _shared[connection] = client
     return client

@@ -2,6 +2,8 @@
 
 Keys (all optional; ``pocclient.settings`` fills them from ``POC_API_*`` variables):
 
+NAME                         the connection these settings are (``default``: the environment;
+                             others come from ``api_client.connections``)
 BASE_URL, TOKEN_URL          where the API and its OAuth2 token endpoint live
 CLIENT_ID, CLIENT_SECRET     client credentials; SCOPE is sent when not empty
 CLIENT_AUTH                  "basic" (HTTP Basic, the default) or "body" (form fields)
@@ -20,6 +22,7 @@ LOG_BODY_LIMIT               bodies stored in the exchange log are truncated pas
 EXCHANGE_RETENTION_DAYS      purge_exchanges' default age; 0 means "give --older-than"
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
@@ -36,6 +39,7 @@ CLIENT_AUTH_METHODS = ("basic", "body")
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
+    NAME: str = "default"
     BASE_URL: str = "http://127.0.0.1:8000/sandbox/api/"
     TOKEN_URL: str = "http://127.0.0.1:8000/sandbox/oauth/token"  # noqa: S105 (a URL)
     # The built-in sandbox's demo client (sandbox.conf), so the defaults run out of the box.
@@ -64,25 +68,26 @@ class ApiSettings:
         """BASE_URL with exactly one trailing slash, so relative paths join under it."""
         return self.BASE_URL.rstrip("/") + "/"
 
-    def problems(self) -> list[str]:
-        """What is wrong with these settings, as sentences (empty when all is well)."""
+    def problems(self, label: Callable[[str], str] = "POC_API_{}".format) -> list[str]:
+        """What is wrong with these settings, as sentences (empty when all is well); ``label``
+        spells a setting's name (the environment's variable, or a connection's field)."""
         found = []
         for name in ("BASE_URL", "TOKEN_URL"):
             parts = urlsplit(getattr(self, name))
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                found.append(f"POC_API_{name} must be an absolute http(s) URL.")
+                found.append(f"{label(name)} must be an absolute http(s) URL.")
         if not self.CLIENT_ID:
-            found.append("POC_API_CLIENT_ID is empty.")
+            found.append(f"{label('CLIENT_ID')} is empty.")
         if self.CLIENT_AUTH not in CLIENT_AUTH_METHODS:
-            found.append(f"POC_API_CLIENT_AUTH must be one of {', '.join(CLIENT_AUTH_METHODS)}.")
-        if self.MAX_WORKERS < 1:
-            found.append("POC_API_MAX_WORKERS must be at least 1.")
-        if self.BATCH_MAX < 1:
-            found.append("POC_API_BATCH_MAX must be at least 1.")
+            methods = ", ".join(CLIENT_AUTH_METHODS)
+            found.append(f"{label('CLIENT_AUTH')} must be one of {methods}.")
+        for name in ("MAX_WORKERS", "BATCH_MAX"):
+            if getattr(self, name) < 1:
+                found.append(f"{label(name)} must be at least 1.")
         try:
             parse_rules(self.RATE_LIMIT)
         except RateLimitSyntaxError as exc:
-            found.append(f"POC_API_RATE_LIMIT: {exc}")
+            found.append(f"{label('RATE_LIMIT')}: {exc}")
         if self.EXCHANGE_RETENTION_DAYS < 0:
             found.append("POC_EXCHANGE_RETENTION_DAYS must be 0 (keep) or more.")
         return found
@@ -96,7 +101,7 @@ class ApiSettings:
 @cache
 def api_settings() -> ApiSettings:
     configured = getattr(settings, "POC_API", {})
-    known = {f.name for f in fields(ApiSettings)}
+    known = {f.name for f in fields(ApiSettings)} - {"NAME"}
     unknown = set(configured) - known
     if unknown:
         # Reported by the system check too; raising here would hide the check's hint.

@@ -32,3 +32,17 @@ def ensure_console_users_group(
             content_type__app_label="api_client", codename__in=codenames
         )
     )
+
+
+def ensure_default_connection(app_config: AppConfig, using: str = "default", **kwargs: Any) -> None:
+    """``post_migrate``: the row of the environment's connection, which holds what the
+    environment does not (its colour, protection and groups)."""
+    if app_config.label != "api_client":
+        return
+    from django.db import connections
+
+    from .models import Connection
+
+    # A partial migrate (`migrate auth`) runs this before the table exists.
+    if Connection._meta.db_table in connections[using].introspection.table_names():
+        Connection.objects.using(using).get_or_create(name="default")

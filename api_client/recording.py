@@ -38,6 +38,7 @@ def pending_exchange(
     *,
     secrets: Iterable[str],
     body_limit: int,
+    connection: str = "default",
     batch_id: str = "",
     reference: str = "",
     settle_by: datetime | None = None,
@@ -51,6 +52,7 @@ def pending_exchange(
     thread = threading.current_thread()
     return Exchange(
         kind=call.kind,
+        connection=connection,
         state=Exchange.State.PENDING,
         settle_by=settle_by,
         method=call.method,

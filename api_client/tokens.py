@@ -160,7 +160,7 @@ def _lock_for(key: str) -> threading.Lock:
 class TokenManager:
     def __init__(self, config: ApiSettings, post_form: PostForm) -> None:
         self.config = config
-        self.key = credential_key(config.TOKEN_URL, config.CLIENT_ID, config.SCOPE)
+        self.key = credential_key(config.TOKEN_URL, config.CLIENT_ID, config.SCOPE, config.NAME)
         self._post_form = post_form
         basic = grants.basic_credentials(config).removeprefix("Basic ")
         self._credentials = tuple(value for value in (config.CLIENT_SECRET, basic) if value)
@@ -250,7 +250,11 @@ class TokenManager:
         try:
             row, _ = Token.objects.get_or_create(
                 credential_key=self.key,
-                defaults={"token_url": self.config.TOKEN_URL, "client_id": self.config.CLIENT_ID},
+                defaults={
+                    "token_url": self.config.TOKEN_URL,
+                    "client_id": self.config.CLIENT_ID,
+                    "connection": self.config.NAME,
+                },
             )
         except IntegrityError:  # another process created it between our SELECT and INSERT
             row = Token.objects.get(credential_key=self.key)

@@ -1,5 +1,6 @@
 """The app's models, a module each: the exchange log, its per-minute rollup, the tokens."""
 
+from .connections import Connection
 from .exchanges import (
     FAILED,
     PURGE_BATCH_SIZE,
@@ -17,6 +18,7 @@ __all__ = [
     "FAILED",
     "PURGE_BATCH_SIZE",
     "PURGE_SECONDS_PER_BATCH",
+    "Connection",
     "Exchange",
     "ExchangeQuerySet",
     "ExchangeRollup",

@@ -241,6 +241,8 @@ class Exchange(models.Model):
     # A pending row whose settle_by has passed belongs to a process that died: unknown.
     settle_by = models.DateTimeField(null=True, blank=True)
     kind = models.CharField(max_length=8, choices=Kind, default=Kind.API)
+    # The connection's name (not a foreign key: the log outlives a connection).
+    connection = models.CharField(max_length=64, default="default")
     method = models.CharField(max_length=10)
     url = models.CharField(max_length=4096)
     path = models.CharField(max_length=4096, help_text="Path and query below the base URL.")
@@ -293,6 +295,13 @@ class Exchange(models.Model):
                 fields=["reference"],
                 name="exchange_reference_idx",
                 condition=~models.Q(reference=""),
+            ),
+            # The history and the admin by connection, and who may read only some: most rows
+            # are default's, served by the recent index, so the others' index leaves it out.
+            models.Index(
+                fields=["connection", "-created_at", "-id"],
+                name="exchange_connection_idx",
+                condition=~models.Q(connection="default"),
             ),
             # The admin's "unknown" filter, beside the pending one: rows left by a crash are few,
             # and are written once, by the sweep (no cost per call).

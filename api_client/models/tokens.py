@@ -9,12 +9,17 @@ from django.utils import timezone
 from ..encryption import EncryptedTextField
 
 
-def credential_key(token_url: str, client_id: str, scope: str = "") -> str:
-    """The identity of one credential: one persisted token per token endpoint, client and
-    scope, so a token granted for one scope is never used for another."""
+def credential_key(
+    token_url: str, client_id: str, scope: str = "", connection: str = "default"
+) -> str:
+    """The identity of one credential: one persisted token per connection, token endpoint,
+    client and scope, so a token granted for one scope is never used for another, and two
+    connections never share a token (nor its single flight)."""
     identity = f"{token_url}\n{client_id}"
     if scope := " ".join(sorted(set(scope.split()))):
         identity += f"\n{scope}"
+    if connection != "default":  # default's keys stay as they were before connections
+        identity += f"\nconnection={connection}"
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
@@ -42,6 +47,7 @@ class Token(models.Model):
     """
 
     credential_key = models.CharField(max_length=64, unique=True)
+    connection = models.CharField(max_length=64, default="default")
     token_url = models.CharField(max_length=2048)
     client_id = models.CharField(max_length=255)
     access_token = EncryptedTextField(blank=True)
@@ -60,7 +66,7 @@ class Token(models.Model):
         ordering = ["client_id"]
 
     def __str__(self) -> str:
-        return f"token for {self.client_id} at {self.token_url}"
+        return f"token of {self.connection} for {self.client_id} at {self.token_url}"
 
     @property
     def masked_access_token(self) -> str:

@@ -29,6 +29,7 @@ from tests.helpers.processes import ROOT, database_url_for_subprocess
 
 KEY_A, KEY_B = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 BEFORE, AFTER = ("api_client", "0008_unknown_index"), ("api_client", "0009_encrypt_tokens")
+LATEST = ("api_client", "0011_connections")
 
 
 def raw(name: str) -> str:
@@ -363,22 +364,24 @@ def test_the_migration_encrypts_plaintext_rows_and_reverses(settings):
         )
         OldToken.objects.create(credential_key="b", token_url="u", client_id="b")
 
-        migrate(AFTER)
+        NewToken = migrate(AFTER).get_model("api_client", "Token")  # noqa: N806 (a model)
 
-        stored = dict(Token.objects.values_list("client_id", encryption.stored("access_token")))
+        stored = dict(NewToken.objects.values_list("client_id", encryption.stored("access_token")))
         assert stored["b"] == ""
         assert Fernet(KEY_A).decrypt(stored["a"].encode()) == b"plain-access-a"
-        assert Token.objects.get(client_id="a").refresh_token == "plain-refresh-a"
+        assert NewToken.objects.get(client_id="a").refresh_token == "plain-refresh-a"
 
-        Token.objects.create(credential_key="c", token_url="u", client_id="c", access_token="c1")
+        NewToken.objects.create(
+            credential_key="c", token_url="u", client_id="c", access_token="c1"
+        )
         use_keys(settings, KEY_B)  # "c" is readable under B, "a" no longer
-        Token.objects.filter(client_id="c").update(access_token="plain-access-c")
+        NewToken.objects.filter(client_id="c").update(access_token="plain-access-c")
         migrate(BEFORE)
 
         plain = dict(OldToken.objects.values_list("client_id", "access_token"))
         assert plain == {"a": "", "b": "", "c": "plain-access-c"}
     finally:
-        migrate(AFTER)
+        migrate(LATEST)
 
 
 # --- what a dump and the admin show -----------------------------------------------------------

@@ -1,15 +1,17 @@
 // The batch runner: many requests at a chosen concurrency, made into a job (POST /api/jobs)
-// that the server's workers run; the job view (job.js) then follows its progress.
+// that the server's workers run; the job view (job.js) then follows its progress. The job goes
+// to the chosen connection; on a protected one the page asks first.
 
+import { confirmBatch } from "./connections.js";
 import { $, flattenErrors, setList, show } from "./dom.js";
 import { ApiError, postJSON, postRaw } from "./http.js";
 
 export class BatchRunner {
-  constructor(config, builder, { onStarted }) {
+  constructor(config, builder, connections, { onStarted }) {
     this.config = config;
     this.builder = builder;
+    this.connections = connections;
     this.onStarted = onStarted;
-    this.canSend = config.permissions.send_request;
     $("#batch-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.run();
@@ -33,10 +35,11 @@ export class BatchRunner {
       problems.push(`Concurrency must be between 1 and ${this.config.max_workers}.`);
     }
     const name = ($("#batch-name").value.trim() || fallback).slice(0, 200);
-    return name ? { concurrency, name } : { concurrency };
+    return { concurrency, ...(name ? { name } : {}), ...this.connections.body() };
   }
 
-  // A function that makes the job, or the problems that keep it from being made.
+  // A function that makes the job, what it sends (for the protected connection's question),
+  // or the problems that keep it from being made.
   plan() {
     const problems = [];
     const url = this.config.urls.jobs;
@@ -48,7 +51,11 @@ export class BatchRunner {
       if (!text.trim()) problems.push("Paste at least one request, one JSON object per line.");
       // JSON Lines as they are: the server reads them as a stream and names bad lines.
       const query = new URLSearchParams(Object.entries(options).map(([k, v]) => [k, String(v)]));
-      return { problems, make: () => postRaw(`${url}?${query}`, text, { contentType: "application/x-ndjson" }) };
+      return {
+        problems,
+        what: `${lines} request${lines === 1 ? "" : "s"} from the list`,
+        make: () => postRaw(`${url}?${query}`, text, { contentType: "application/x-ndjson" }),
+      };
     }
     const { request, problems: built } = this.builder.current();
     problems.push(...built);
@@ -60,7 +67,8 @@ export class BatchRunner {
       form.append("template", JSON.stringify(request));
       if (file) form.append("data", file);
       for (const [name, value] of Object.entries(options)) form.append(name, String(value));
-      return { problems, make: () => postRaw(url, form) };
+      const what = `a request for each row of ${file?.name || "the data file"}`;
+      return { problems, what, make: () => postRaw(url, form) };
     }
     const count = Number($("#batch-count").value);
     const options = this.options(problems, `${request.method} ${request.path} × ${count}`);
@@ -68,22 +76,29 @@ export class BatchRunner {
       problems.push(`Repeat the request 1 to ${this.config.batch_max} times.`);
     }
     const requests = Array.from({ length: count }, () => request);
-    return { problems, make: () => postJSON(url, { ...options, requests }) };
+    const what = `${count} request${count === 1 ? "" : "s"} (${request.method} ${request.path})`;
+    return { problems, what, make: () => postJSON(url, { ...options, requests }) };
   }
 
   async run() {
-    if (!this.canSend) return; // the server would refuse it too (403)
-    const { problems, make } = this.plan();
+    if (!this.connections.canSend) return; // the server would refuse it too (403)
+    const connection = this.connections.current;
+    const { problems, what, make } = this.plan();
     setList($("#batch-errors"), problems);
     if (problems.length) return;
     $("#batch-run").disabled = true;
+    if (connection.protected && !(await confirmBatch(connection, what))) {
+      $("#batch-run").disabled = !this.connections.canSend;
+      setList($("#batch-errors"), [`Not run: nothing was sent to ${connection.name}.`]);
+      return;
+    }
     try {
       this.onStarted(await make());
     } catch (error) {
       const messages = error instanceof ApiError && error.errors ? flattenErrors(error.errors) : [error.message];
       setList($("#batch-errors"), [...messages, "Nothing was sent."]);
     } finally {
-      $("#batch-run").disabled = !this.canSend;
+      $("#batch-run").disabled = !this.connections.canSend;
     }
   }
 }

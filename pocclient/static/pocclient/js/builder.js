@@ -8,11 +8,11 @@ import { KeyValueEditor, pairsToQuery } from "./kv.js";
 const MAX_SHOWN_CHARS = 200_000; // a huge body is cut in the page (the admin has it all)
 
 export class Builder {
-  constructor(config, { onSent }) {
+  constructor(config, connections, { onSent }) {
     this.config = config;
+    this.connections = connections;
     this.onSent = onSent;
     this.bodyless = new Set(config.bodyless_methods);
-    this.canSend = config.permissions.send_request;
     this.form = $("#request-form");
     this.method = $("#method");
     this.path = $("#path");
@@ -87,7 +87,7 @@ export class Builder {
     $("#query-count").textContent = this.query.pairs().length || "";
     $("#headers-count").textContent = this.headers.pairs().length || "";
     $("#body-flag").textContent = text ? (bodyProblem ? "!" : "•") : "";
-    $("#curl").textContent = curlCommand({ baseUrl: this.config.base_url, ...request });
+    $("#curl").textContent = curlCommand({ baseUrl: this.connections.current.base_url, ...request });
   }
 
   formatBody() {
@@ -119,7 +119,7 @@ export class Builder {
   }
 
   async send() {
-    if (!this.canSend) return; // the server would refuse it too (403)
+    if (!this.connections.canSend) return; // the server would refuse it too (403)
     const { request, problems } = this.current();
     this.errors(problems);
     if (problems.length) {
@@ -128,15 +128,15 @@ export class Builder {
     }
     const button = $("#send");
     button.disabled = true;
-    button.textContent = "Sending…";
+    button.textContent = this.connections.label("sending");
     try {
-      this.showResponse(await postJSON(this.config.urls.send, request));
+      this.showResponse(await postJSON(this.config.urls.send, { ...request, ...this.connections.body() }));
     } catch (error) {
       if (error instanceof ApiError && error.errors) this.errors(flattenErrors(error.errors));
       else this.showFailure(error);
     } finally {
-      button.disabled = false;
-      button.textContent = "Send";
+      button.disabled = !this.connections.canSend;
+      button.textContent = this.connections.label("send");
       this.onSent();
     }
   }
@@ -151,7 +151,11 @@ export class Builder {
     const note = $("#replay-note");
     note.replaceChildren(
       el("strong", {}, `Loaded exchange #${exchangeId}.`),
-      this.canSend ? " Press Send to replay it." : " Copy it as cURL; sending it needs api_client.send_request.",
+      this.connections.canSend
+        ? " Press Send to replay it."
+        : this.config.permissions.send_request
+          ? ` Copy it as cURL; you may not send to the connection ${this.connections.name}.`
+          : " Copy it as cURL; sending it needs api_client.send_request.",
       ...replay.warnings.map((warning) => el("span", { class: "warning" }, ` ${warning}`)),
     );
     show(note);

@@ -2,9 +2,11 @@
 // together. config.permissions says what the user may do: without send_request the page is
 // read-only (the server renders the controls disabled), without view_exchange it has no history
 // and no job results. ?job=<key> in the address opens that job (a reload keeps following it).
+// The connection picker (connections.js) says which API connection every request goes to.
 
 import { BatchRunner } from "./batch.js";
 import { Builder } from "./builder.js";
+import { Connections } from "./connections.js";
 import { $ } from "./dom.js";
 import { History } from "./history.js";
 import { JobView, jobFromAddress } from "./job.js";
@@ -12,32 +14,34 @@ import { JobList } from "./jobs.js";
 import { TokenPanel } from "./token.js";
 
 const config = JSON.parse($("#page-config").textContent);
-const token = new TokenPanel(config);
+const connections = new Connections(config);
+const token = new TokenPanel(config, connections);
 let history = null;
 const afterCalls = () => {
   token.sync();
   history?.refresh();
 };
-const builder = new Builder(config, { onSent: afterCalls });
+const builder = new Builder(config, connections, { onSent: afterCalls });
+connections.onChange(() => builder.changed()); // the cURL command's base URL
 const jobView = new JobView(config, {
   onChange: () => {
     afterCalls();
     jobList.refresh();
   },
 });
-const jobList = new JobList(config, { onOpen: (key) => open(key) });
+const jobList = new JobList(config, connections, { onOpen: (key) => open(key) });
 function open(key, options) {
   jobView.open(key, options);
   jobList.highlight(key);
 }
-new BatchRunner(config, builder, {
+new BatchRunner(config, builder, connections, {
   onStarted: (job) => {
     open(job.key, { job });
     jobList.refresh();
   },
 });
 if (config.permissions.view_exchange) {
-  history = new History(config, {
+  history = new History(config, connections, {
     onLoad: (detail) => {
       if (detail.replay) builder.load(detail.replay, detail.id);
       builder.showRecorded(detail);

@@ -1,14 +1,15 @@
 // History: the latest exchanges, paged and filtered by status class; a click loads one.
-// Only made for a user with view_exchange (console.js); the page shows a note otherwise.
+// Only made for a user with view_exchange (console.js); the page shows a note otherwise. It is
+// the chosen connection's history; on a connection the user may not read, a note says so.
 
 import { $, $$, el, formatMs, formatTime, show, statusClass } from "./dom.js";
 import { getJSON } from "./http.js";
 
 export class History {
-  constructor(config, { onLoad }) {
+  constructor(config, connections, { onLoad }) {
     this.url = config.urls.exchanges;
+    this.connections = connections;
     this.onLoad = onLoad;
-    this.canSend = config.permissions.send_request;
     this.page = 1;
     this.status = "";
     for (const button of $$("#history [data-status]")) {
@@ -26,6 +27,7 @@ export class History {
       const row = event.target.closest("tr[data-id]");
       if (row && !event.target.closest("a")) this.load(row.dataset.id);
     });
+    connections.onChange(() => this.go(1));
     this.refresh();
   }
 
@@ -35,11 +37,20 @@ export class History {
   }
 
   async refresh() {
+    const connection = this.connections.name;
+    const readable = this.connections.canRead;
+    $("#history-connection-note").textContent = readable
+      ? ""
+      : `You may not read the history of the connection ${connection}; choose another to see its history.`;
+    show($("#history-connection-note"), !readable);
+    show($("#history-body"), readable);
+    if (!readable) return;
     const params = new URLSearchParams({ page: this.page });
     if (this.status) params.set("status", this.status);
     let data;
     try {
-      data = await getJSON(`${this.url}?${params}`);
+      data = await getJSON(this.connections.url(this.url, params));
+      if (connection !== this.connections.name) return; // another was chosen meanwhile
     } catch (error) {
       $("#history-empty").textContent = `Could not load the history: ${error.message}`;
       show($("#history-empty"));
@@ -56,7 +67,7 @@ export class History {
   emptyText() {
     if (this.status) return "No exchanges match this filter.";
     if (this.page > 1) return "No older exchanges.";
-    return this.canSend ? "No exchanges yet: send a request above." : "No exchanges yet.";
+    return this.connections.canSend ? "No exchanges yet: send a request above." : "No exchanges yet.";
   }
 
   row(exchange) {

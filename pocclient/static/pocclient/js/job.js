@@ -124,7 +124,7 @@ export class JobView {
     state.dataset.state = job.state;
     state.textContent = job.state_label;
     $("#job-name").textContent = job.name || `Job ${job.key.slice(0, 8)}`;
-    const made = [job.created_by ? `by ${job.created_by}` : "", `made ${formatTime(job.created_at)}`, `concurrency ${job.concurrency}`, `job ${job.key}`];
+    const made = [job.connection ? `on ${job.connection}` : "", job.created_by ? `by ${job.created_by}` : "", `made ${formatTime(job.created_at)}`, `concurrency ${job.concurrency}`, `job ${job.key}`];
     $("#job-meta").textContent = made.filter(Boolean).join(" · ");
     $("#job-warning").textContent = job.warning || "";
     show($("#job-warning"), Boolean(job.warning));

@@ -1,5 +1,6 @@
 // The job list: the latest jobs, newest first, with their state and progress; a click opens
-// one in the batch panel. While a listed job has not ended, the list refreshes itself.
+// one in the batch panel. While a listed job has not ended, the list refreshes itself. It lists
+// the chosen connection's jobs.
 
 import { $, $$, el, formatTime, show } from "./dom.js";
 import { getJSON } from "./http.js";
@@ -8,8 +9,9 @@ const ACTIVE = new Set(["planning", "running", "paused"]);
 const REFRESH_MS = 3000;
 
 export class JobList {
-  constructor(config, { onOpen }) {
+  constructor(config, connections, { onOpen }) {
     this.url = config.urls.jobs;
+    this.connections = connections;
     this.onOpen = onOpen;
     this.page = 1;
     this.state = "";
@@ -30,6 +32,7 @@ export class JobList {
       const row = event.target.closest("tr[data-key]");
       if (row) this.onOpen(row.dataset.key);
     });
+    connections.onChange(() => this.go(1));
     this.refresh();
   }
 
@@ -47,9 +50,11 @@ export class JobList {
     clearTimeout(this.timer);
     const params = new URLSearchParams({ page: this.page });
     if (this.state) params.set("state", this.state);
+    const connection = this.connections.name;
     let data;
     try {
-      data = await getJSON(`${this.url}?${params}`);
+      data = await getJSON(this.connections.url(this.url, params));
+      if (connection !== this.connections.name) return; // another was chosen meanwhile
     } catch (error) {
       $("#jobs-empty").textContent = `Could not load the jobs: ${error.message}`;
       show($("#jobs-empty"));

@@ -1,5 +1,6 @@
 // The token panel: state, countdown, last refresh and error; refreshes by itself when due.
-// The browser only ever sees the token's status, never the token.
+// The browser only ever sees the token's status, never the token. The token is the chosen
+// connection's: choosing another shows that one's.
 
 import { $, formatDuration, formatTime } from "./dom.js";
 import { ApiError, getJSON, postJSON } from "./http.js";
@@ -8,23 +9,43 @@ const MARGIN_SECONDS = 1; // ask a little after the refresh is due, so the serve
 const RETRY_SECONDS = [15, 30, 60, 120, 300];
 
 export class TokenPanel {
-  constructor(config) {
+  constructor(config, connections) {
     this.urls = config.urls;
+    this.connections = connections;
     this.status = null;
     this.receivedAt = 0;
     this.timer = null;
     this.failures = 0;
     this.busy = false;
-    // A refresh when due takes either permission; one by hand (force) takes send_request.
-    this.canForce = config.permissions.send_request;
-    this.canRead = config.permissions.view_exchange;
     $("#token-refresh").disabled = !this.canForce;
     $("#token-refresh").addEventListener("click", () => this.refresh({ force: true }));
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) this.sync();
     });
     setInterval(() => this.render(), 1000);
-    this.update(config.token);
+    connections.onChange(() => this.switched());
+    // config.token is the status of the page's own connection; a reload may have chosen another.
+    if (connections.name === (config.connection ?? "default")) this.update(config.token);
+    else this.switched();
+  }
+
+  // A refresh when due takes either permission; one by hand (force) takes send_request.
+  get canForce() {
+    return this.connections.canSend;
+  }
+
+  get canRead() {
+    return this.connections.canRead;
+  }
+
+  switched() {
+    clearTimeout(this.timer);
+    this.failures = 0;
+    this.status = null;
+    this.render();
+    this.message("");
+    $("#token-refresh").disabled = this.busy || !this.canForce;
+    this.sync();
   }
 
   // Seconds from now, from the server's own numbers: no trust in the browser's clock.
@@ -77,12 +98,15 @@ export class TokenPanel {
     const button = $("#token-refresh");
     button.disabled = true;
     this.message(force ? "Refreshing…" : "Refreshing before expiry…");
+    const connection = this.connections.name;
     try {
-      const status = await postJSON(this.urls.token_refresh, { force });
+      const status = await postJSON(this.urls.token_refresh, { ...this.connections.body(), force });
+      if (connection !== this.connections.name) return; // another was chosen meanwhile
       this.failures = 0;
       this.update(status);
       this.message(status.refreshed ? `New token at ${new Date().toLocaleTimeString()}.` : "The token is still good.");
     } catch (error) {
+      if (connection !== this.connections.name) return;
       this.failures += 1;
       if (error instanceof ApiError && error.payload.state) this.update(error.payload);
       else this.schedule();
@@ -90,18 +114,23 @@ export class TokenPanel {
     } finally {
       this.busy = false;
       button.disabled = !this.canForce;
+      // A refresh of the connection chosen before: the one chosen now may have wanted one too.
+      if (connection !== this.connections.name) this.schedule();
     }
   }
 
   async sync() {
+    const connection = this.connections.name;
     try {
       // Reading the status takes view_exchange; without it, a refresh when due answers it.
       const status = this.canRead
-        ? await getJSON(this.urls.token)
-        : await postJSON(this.urls.token_refresh, { force: false });
-      this.update(status);
+        ? await getJSON(this.connections.url(this.urls.token))
+        : await postJSON(this.urls.token_refresh, { ...this.connections.body(), force: false });
+      if (connection === this.connections.name) this.update(status);
     } catch {
-      // The next scheduled refresh reports what is wrong.
+      // The next scheduled refresh reports what is wrong (a connection just chosen has none
+      // scheduled yet: ask for one now).
+      if (connection === this.connections.name && this.status === null) this.schedule();
     }
   }
 
