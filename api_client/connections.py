@@ -214,11 +214,13 @@ def offered(user: Any) -> list[dict[str, Any]]:
         if not (can_send or can_read):
             continue
         row = rows[name]
-        base_url = api_settings().base_url if row.is_default else row.base_url
+        config = settings_of(row)
         listed.append(
             {
                 "name": name,
-                "base_url": base_url,
+                "base_url": config.base_url,
+                "max_workers": config.MAX_WORKERS,
+                "batch_max": config.BATCH_MAX,
                 "colour": row.colour,
                 "protected": row.protected,
                 "can_send": can_send,

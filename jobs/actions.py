@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from api_client.connections import UnknownConnectionError, settings_for
+
 from .models import Item, Job
 from .tasks import start
 
@@ -38,8 +40,12 @@ def resume(job: Job) -> Job:
             raise JobActionError(
                 f"Job {job.key} is {job.get_state_display()}; only a paused job can be resumed."
             )
-        job.state = Job.State.RUNNING
-        job.save(update_fields=["state"])
+        try:
+            settings_for(job.connection)
+        except UnknownConnectionError as exc:
+            raise JobActionError(f"Job {job.key} cannot resume: {exc.message}") from None
+        job.state, job.error = Job.State.RUNNING, ""
+        job.save(update_fields=["state", "error"])
         start(job)
     return job
 

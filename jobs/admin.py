@@ -24,7 +24,9 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from api_client.admin.base import ReadOnlyAdmin, SendsRequests
+from api_client.admin.base import ByConnection, ReadOnlyAdmin, SendsRequests
+from api_client.admin.filters import ConnectionFilter
+from api_client.connections import may_send
 from api_client.permissions import VIEW
 from api_client.redaction import redact_body, redact_headers
 
@@ -101,6 +103,9 @@ def _job_action(
     def apply(model_admin: JobAdmin, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         changed, refused = [], []
         for job in queryset:
+            if not may_send(request.user, job.connection):
+                refused.append(f"Job {job.key}: you may not send with {job.connection!r}.")
+                continue
             try:
                 action(job)
             except job_actions.JobActionError as exc:
@@ -122,6 +127,9 @@ def _resend(state: str) -> Callable[[Any, HttpRequest, QuerySet[Job]], None]:
     def apply(model_admin: JobAdmin, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         total, refused, none = 0, [], []
         for job in queryset:
+            if not may_send(request.user, job.connection):
+                refused.append(f"Job {job.key}: you may not send with {job.connection!r}.")
+                continue
             try:
                 count = job_actions.resend(job, state)
             except job_actions.JobActionError as exc:
@@ -157,11 +165,11 @@ def _jobs(count: int) -> str:
 
 
 @admin.register(Job)
-class JobAdmin(SendsRequests, ViewableWithExchanges):
-    list_display = ("shown_key", "name", "state", "progress", "failing", "created_by",
+class JobAdmin(SendsRequests, ByConnection, ViewableWithExchanges):
+    list_display = ("shown_key", "name", "connection", "state", "progress", "failing", "created_by",
                     "origin", "created_at", "finished_at")  # fmt: skip
     list_display_links = ("shown_key",)
-    list_filter = ("state", "origin")
+    list_filter = ("state", "origin", ConnectionFilter)
     search_fields = ("^key", "name")
     search_help_text = "Finds jobs whose key starts with what you type, or whose name holds it."
     sortable_by = ("name", "state", "created_at", "finished_at")
@@ -170,7 +178,20 @@ class JobAdmin(SendsRequests, ViewableWithExchanges):
     actions = ("pause_selected", "resume_selected", "cancel_selected",
                "resend_failed", "resend_unknown")  # fmt: skip
     fieldsets = (
-        (None, {"fields": ("key", "name", "state", "progress_detail", "items_link", "error")}),
+        (
+            None,
+            {
+                "fields": (
+                    "key",
+                    "name",
+                    "connection",
+                    "state",
+                    "progress_detail",
+                    "items_link",
+                    "error",
+                )
+            },
+        ),
         ("Calls", {"fields": ("by_state", "by_status", "timing")}),
         (
             "Made",
@@ -184,7 +205,7 @@ class JobAdmin(SendsRequests, ViewableWithExchanges):
         ),
     )
     readonly_fields = (
-        "key", "name", "state", "progress_detail", "items_link", "error", "by_state",
+        "key", "name", "connection", "state", "progress_detail", "items_link", "error", "by_state",
         "by_status", "timing", "origin", "created_by", "created_at", "started_at",
         "finished_at", "concurrency", "idempotency_header",
     )  # fmt: skip
@@ -354,7 +375,9 @@ class StatusClassFilter(admin.SimpleListFilter):
 
 
 @admin.register(Item)
-class ItemAdmin(ViewableWithExchanges):
+class ItemAdmin(ByConnection, ViewableWithExchanges):
+    connection_lookup = "job__connection"
+
     list_display = ("index", "job_link", "method", "short_path", "state", "status",
                     "duration", "sends", "error_code", "exchange_link", "finished_at")  # fmt: skip
     list_display_links = ("index",)

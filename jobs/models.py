@@ -36,6 +36,8 @@ class Job(models.Model):
 
     key = models.CharField(max_length=32, unique=True, default=new_key)
     name = models.CharField(max_length=200, blank=True, help_text="Where its calls came from.")
+    # The connection it sends with (a name, as on the exchanges: the job outlives it).
+    connection = models.CharField(max_length=64, default="default")
     state = models.CharField(max_length=10, choices=State, default=State.PLANNING)
     origin = models.CharField(max_length=8, choices=Origin, default=Origin.PYTHON)
     created_by = models.CharField(max_length=150, blank=True)

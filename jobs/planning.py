@@ -77,6 +77,7 @@ def plan(
     concurrency = client.concurrency(concurrency)
     header = _header_name(idempotency_header)
     job = Job.objects.create(
+        connection=client.config.NAME,
         name=name[:200],
         origin=origin,
         created_by=get_actor(),

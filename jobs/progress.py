@@ -81,6 +81,7 @@ def _identity(job: Job) -> dict[str, Any]:
         "key": job.key,
         "id": job.pk,
         "name": job.name,
+        "connection": job.connection,
         "state": job.state,
         "state_label": job.get_state_display(),
         "origin": job.origin,

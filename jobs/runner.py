@@ -35,6 +35,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from api_client.client import ApiClient, get_client
+from api_client.connections import UnknownConnectionError
 from api_client.context import actor_scope
 from api_client.exceptions import ApiError, LedgerError, RetryLaterError
 from api_client.messages import ApiRequest, ApiResponse, Call
@@ -62,10 +63,8 @@ class Runner:
 
     def __init__(self, job_id: int, *, client: ApiClient | None = None, owner: str = "") -> None:
         self.job_id = job_id
-        self.client = client or get_client()
+        self._client = client
         self.owner = owner or worker_name()
-        self.lease_seconds = self.client.config.DEADLINE + job_settings().LEASE_SLACK
-        self.capacity = self.client.config.MAX_WORKERS  # this process's share, at most
         self.held: dict[int, Item] = {}  # leased by this runner, not yet written back
         self.done: list[tuple[Item, dict[str, Any]]] = []
         self.sent = 0
@@ -75,6 +74,15 @@ class Runner:
         job = Job.objects.get(pk=self.job_id)
         if job.state != Job.State.RUNNING:
             return {"job": job.key, "sent": 0, "state": job.state}
+        try:
+            self.client = self._client or get_client(job.connection)
+        except UnknownConnectionError as exc:  # switched off (or broken) since it was planned
+            Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+                state=Job.State.PAUSED, error=exc.message
+            )
+            return {"job": job.key, "sent": 0, "state": Job.State.PAUSED, "error": exc.message}
+        self.lease_seconds = self.client.config.DEADLINE + job_settings().LEASE_SLACK
+        self.capacity = self.client.config.MAX_WORKERS  # this process's share, at most
         self.job = job
         stream = POOL.stream(self._send, concurrency=self.capacity, size=self.capacity)
         idle_since = time.monotonic()

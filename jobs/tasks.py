@@ -27,9 +27,12 @@ def run_job(job_id: int) -> dict[str, Any]:
 
 def start(job: Job, parallel: int | None = None) -> None:
     """Enqueue the tasks that run ``job`` (in the caller's transaction, if any)."""
-    from api_client.conf import api_settings
+    from api_client.connections import UnknownConnectionError, settings_for
 
     if parallel is None:
-        parallel = math.ceil(job.concurrency / api_settings().MAX_WORKERS)
+        try:
+            parallel = math.ceil(job.concurrency / settings_for(job.connection).MAX_WORKERS)
+        except UnknownConnectionError:  # the runner says why, and pauses the job
+            parallel = 1
     for _ in range(max(1, min(parallel, MAX_PARALLEL))):
         run_job.enqueue(job.pk)

@@ -8,8 +8,10 @@
 ``GET  /api/exchanges[/<id>]`` the exchange log, newest first
 
 Sending (and forcing a refresh) takes ``api_client.send_request``; reading the log and the
-token takes ``api_client.view_exchange``; a refresh when due takes either. The jobs'
-endpoints are in ``job_views``.
+token takes ``api_client.view_exchange``; a refresh when due takes either. Each takes a
+``connection`` (body member or query parameter; absent: ``default``) and the right to send
+with it or read it (``api_client.connections``), else 403. The jobs' endpoints are in
+``job_views``.
 """
 
 import math
@@ -18,7 +20,7 @@ from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 
-from api_client.client import get_client
+from api_client.connections import may_read
 from api_client.exceptions import (
     ApiError,
     ApiTimeoutError,
@@ -36,11 +38,15 @@ from .jsonapi import (
     SEND,
     VIEW,
     BadInput,
+    ConnectionRefused,
+    connection_client,
+    connection_name,
     error_response,
     form_errors,
     json_endpoint,
     json_page,
     read_json,
+    readable_rows,
     require,
 )
 from .payloads import (
@@ -63,9 +69,11 @@ def _valid[F: forms.Form](form: F) -> F:
 @json_endpoint("POST", permission=CONSOLE_PERMISSIONS)
 def token_refresh(request: HttpRequest) -> HttpResponse:
     form = _valid(TokenRefreshForm(data=read_json(request)))
-    if form.cleaned_data["force"]:
+    force, name = form.cleaned_data["force"], form.cleaned_data["connection"]
+    if force:
         require(request, SEND, subject="A forced token refresh (force: true)")
-    tokens = get_client().tokens
+    sending = force or not may_read(request.user, connection_name(name))
+    tokens = connection_client(request, name, sending=sending).tokens
     try:
         status, refreshed = tokens.ensure(force=form.cleaned_data["force"])
     except TokenError as exc:
@@ -76,13 +84,15 @@ def token_refresh(request: HttpRequest) -> HttpResponse:
 
 @json_endpoint("GET", permission=VIEW)
 def token_status(request: HttpRequest) -> HttpResponse:
-    return JsonResponse(get_client().tokens.status().as_dict())
+    client = connection_client(request, request.GET.get("connection"), sending=False)
+    return JsonResponse(client.tokens.status().as_dict())
 
 
 @json_endpoint("POST", permission=SEND)
 def send(request: HttpRequest) -> HttpResponse:
-    client = get_client()
-    form = _valid(RequestForm(data=read_json(request), client=client))
+    data = read_json(request)
+    client = connection_client(request, data.get("connection"))
+    form = _valid(RequestForm(data=data, client=client))
     try:
         response = client.send(form.call)
     except ApiTimeoutError as exc:
@@ -114,7 +124,7 @@ def batch(request: HttpRequest) -> HttpResponse:
 def exchanges(request: HttpRequest) -> HttpResponse:
     filters = _valid(ExchangeFilterForm(data=request.GET)).cleaned_data
     page, size = filters["page"] or 1, filters["page_size"] or PAGE_SIZE
-    rows = Exchange.objects.only(*SUMMARY_FIELDS)
+    rows = readable_rows(request, Exchange.objects.only(*SUMMARY_FIELDS), filters["connection"])
     if (kind := filters["kind"] or "api") != "all":
         rows = rows.filter(kind=kind)
     if filters["status"] is not None:
@@ -129,6 +139,8 @@ def exchange(request: HttpRequest, exchange_id: int) -> HttpResponse:
     found = Exchange.objects.filter(pk=exchange_id).first()
     if found is None:
         return error_response(404, "not_found", f"There is no exchange {exchange_id}.")
+    if not may_read(request.user, found.connection):
+        raise ConnectionRefused(found.connection, sending=False)
     return JsonResponse(exchange_detail(found))
 
 

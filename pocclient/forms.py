@@ -51,6 +51,7 @@ def prepare(client: ApiClient, data: Any) -> Call:
 class RequestForm(StrictForm):
     """One call, ``{"method", "path", "query", "headers", "json"}``, as ``request`` takes it."""
 
+    connection = ValueField(required=False)  # chosen by the view (jsonapi.connection_client)
     method = ValueField(required=False)
     path = ValueField(required=False)  # "": the base URL itself
     query = ValueField(required=False)
@@ -75,6 +76,7 @@ class TokenRefreshForm(StrictForm):
     """``{"force": true}`` refreshes now; without it only a token due for refresh is replaced."""
 
     force = forms.BooleanField(required=False)
+    connection = ValueField(required=False)
 
 
 class ExchangeFilterForm(forms.Form):
@@ -89,6 +91,7 @@ class ExchangeFilterForm(forms.Form):
         empty_value=None,
     )
     batch_id = forms.CharField(required=False, max_length=32)
+    connection = forms.CharField(required=False, max_length=64)
     kind = forms.ChoiceField(
         required=False, choices=[("api", "API calls"), ("token", "token requests"), ("all", "all")]
     )
@@ -102,6 +105,7 @@ class JobFilterForm(forms.Form):
     state = forms.ChoiceField(
         required=False, choices=[("", "any"), ("active", "not ended"), *Job.State.choices]
     )
+    connection = forms.CharField(required=False, max_length=64)
 
 
 class JobResultsForm(forms.Form):

@@ -41,7 +41,7 @@ from .forms import MAX_ITEM_ERRORS, prepare
 from .jsonapi import BadInput, form_errors
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
-OPTIONS = ("concurrency", "name", "idempotency_header")
+OPTIONS = ("connection", "concurrency", "name", "idempotency_header")
 OPTION_LIMIT = 64 * 1024  # characters of a member other than ``requests``
 CHUNK = 64 * 1024
 _WHITESPACE = " \t\n\r"
@@ -240,8 +240,9 @@ class Intake:
     ``options`` are those known before the first request; ``late`` are those a JSON body
     gives after its ``requests`` (known once the requests have all been read)."""
 
-    def __init__(self, client: ApiClient, default_name: str) -> None:
-        self.client = client
+    def __init__(self, connect: Callable[[Any], ApiClient], default_name: str) -> None:
+        self._connect = connect
+        self.client: ApiClient | None = None
         self.options: dict[str, Any] = {}
         self.late: dict[str, Any] = {}
         self.default_name = default_name
@@ -262,21 +263,30 @@ class Intake:
                 raise BadInput({name: [f"{name} is given twice."]})
             target[name] = value
 
+    def connect(self) -> int:
+        """Choose the client from the ``connection`` option, which must come before the
+        requests (they are checked against it); the longest line its requests may take."""
+        self.client = self._connect(self.options.pop("connection", None))
+        return planning.line_limit(self.client)
 
-def read_intake(request: HttpRequest, client: ApiClient, *, default_name: str) -> Intake:
+
+def read_intake(
+    request: HttpRequest, connect: Callable[[Any], ApiClient], *, default_name: str
+) -> Intake:
     """The options and requests ``request`` carries (see the module docstring); the body is
-    read as the requests are iterated, up to the first request before this returns."""
-    intake = Intake(client, default_name)
+    read as the requests are iterated, up to the first request before this returns.
+    ``connect`` turns the ``connection`` option (``None`` when absent) into the client."""
+    intake = Intake(connect, default_name)
     intake.add_options(dict(request.GET.items()))
     content_type = request.content_type or ""
-    limit = planning.line_limit(client)
     if content_type == "multipart/form-data":
-        _read_form(request, intake, limit)
+        _read_form(request, intake)
     elif content_type in NDJSON_TYPES:
+        limit = intake.connect()
         intake.requests = _lines(planning.json_lines(request, limit=limit), "line")
     else:
-        _read_json(request, intake, limit)
-    intake.options = options_of(intake.options, client)
+        _read_json(request, intake)
+    intake.options = options_of(intake.options, intake.client)
     return intake
 
 
@@ -285,8 +295,8 @@ def _lines(rows: Iterable[tuple[int, Any]], noun: str) -> Numbered:
         yield f"{noun} {number}", value
 
 
-def _read_json(request: HttpRequest, intake: Intake, limit: int) -> None:
-    body = JsonBody(request, limit=limit)
+def _read_json(request: HttpRequest, intake: Intake) -> None:
+    body = JsonBody(request, limit=OPTION_LIMIT)
     events = body.events()
     before: dict[str, Any] = {}
     found = False
@@ -304,6 +314,7 @@ def _read_json(request: HttpRequest, intake: Intake, limit: int) -> None:
     intake.add_options(before)
     if not found:
         raise BadInput({"requests": ["This field is required."]})
+    body.limit = intake.connect()
 
     def elements() -> Numbered:
         after: dict[str, Any] = {}
@@ -337,7 +348,7 @@ def _element(text: str | None) -> Any:
     return value
 
 
-def _read_form(request: HttpRequest, intake: Intake, limit: int) -> None:
+def _read_form(request: HttpRequest, intake: Intake) -> None:
     try:
         fields, files = request.POST, request.FILES
     except RequestDataTooBig:
@@ -355,6 +366,7 @@ def _read_form(request: HttpRequest, intake: Intake, limit: int) -> None:
         raise BadInput(
             {"__all__": [f"Unknown file(s): {', '.join(unknown_files)}; use requests or data."]}
         )
+    limit = intake.connect()
     if "requests" in files:
         if "template" in fields or "template" in files or "data" in files:
             raise BadInput(
@@ -507,6 +519,15 @@ def _apply_late(intake: Intake, made: list[Job]) -> None:
                 "idempotency_header": [
                     "Put idempotency_header before requests in the body: each request's key "
                     "is fixed as it is planned."
+                ]
+            }
+        )
+    if "connection" in intake.late:
+        raise BadInput(
+            {
+                "connection": [
+                    "Put connection before requests in the body: each request is checked "
+                    "against its connection as it is read."
                 ]
             }
         )

@@ -16,7 +16,7 @@ from typing import Any
 from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from api_client.client import get_client
+from api_client.connections import may_read, may_send
 from jobs import actions
 from jobs.models import Job
 from jobs.progress import RESULT_FIELDS, iter_csv, iter_jsonl, ordering, summaries
@@ -29,11 +29,14 @@ from .jsonapi import (
     SEND,
     VIEW,
     BadInput,
+    ConnectionRefused,
+    connection_client,
     error_response,
     form_errors,
     json_endpoint,
     json_page,
     read_json,
+    readable_rows,
     require,
 )
 from .payloads import job_detail, job_summary, result_row
@@ -64,7 +67,9 @@ def no_job(ref: str) -> JsonResponse:
 
 def start_job(request: HttpRequest, *, default_name: str) -> Job:
     """Read the job the request carries, plan it and let it run (``BadInput`` if it is bad)."""
-    intake = read_intake(request, get_client(), default_name=default_name)
+    intake = read_intake(
+        request, lambda name: connection_client(request, name), default_name=default_name
+    )
     job = make_job(intake, origin=Job.Origin.CONSOLE)
     start(job)
     return job
@@ -80,7 +85,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
     require(request, *CONSOLE_PERMISSIONS)
     filters = _valid(JobFilterForm(data=request.GET))
     page, size = filters["page"] or 1, filters["page_size"] or PAGE_SIZE
-    rows = Job.objects.all()
+    rows = readable_rows(request, Job.objects.all(), filters["connection"])
     if filters["state"] == "active":
         rows = rows.filter(state__in=(Job.State.PLANNING, Job.State.RUNNING, Job.State.PAUSED))
     elif filters["state"]:
@@ -93,7 +98,10 @@ def job(request: HttpRequest, ref: str) -> HttpResponse:
     found = find_job(ref)
     if found is None:
         return no_job(ref)
-    return JsonResponse(job_detail(found, can_send=request.user.has_perm(SEND)))
+    can_send = may_send(request.user, found.connection)
+    if not (can_send or may_read(request.user, found.connection)):
+        raise ConnectionRefused(found.connection, sending=False)
+    return JsonResponse(job_detail(found, can_send=can_send))
 
 
 @json_endpoint("POST", permission=SEND)
@@ -101,6 +109,8 @@ def job_action(request: HttpRequest, ref: str, action: str) -> HttpResponse:
     found = find_job(ref)
     if found is None:
         return no_job(ref)
+    if not may_send(request.user, found.connection):
+        raise ConnectionRefused(found.connection, sending=True)
     data = read_json(request)
     extra = {}
     try:
@@ -121,6 +131,8 @@ def job_results(request: HttpRequest, ref: str) -> HttpResponse:
     found = find_job(ref)
     if found is None:
         return no_job(ref)
+    if not may_read(request.user, found.connection):
+        raise ConnectionRefused(found.connection, sending=False)
     query = _valid(JobResultsForm(data=request.GET))
     order, states = query["order"] or "index", query["state"]
     kind = query["format"] or "json"

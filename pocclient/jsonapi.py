@@ -10,6 +10,7 @@ messages per field (``__all__`` for the input as a whole), as Django forms produ
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -21,7 +22,11 @@ from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
+from api_client.client import ApiClient, get_client
+from api_client.connections import UnknownConnectionError, may_read, may_send, readable
 from api_client.context import get_request_id
+from api_client.models import Connection
+from api_client.models.connections import DEFAULT, NAME_PATTERN, NAME_RULE
 from api_client.permissions import CONSOLE_USERS, SEND, VIEW
 
 logger = logging.getLogger(__name__)
@@ -149,6 +154,54 @@ def permission_denied_response(exc: PermissionRefused) -> JsonResponse:
     )
 
 
+class ConnectionRefused(Exception):
+    """Raised to answer 403: the user may not send with (or read) the connection ``name``."""
+
+    def __init__(self, name: str, *, sending: bool) -> None:
+        doing = "send with" if sending else "read the exchanges of"
+        super().__init__(
+            f"You may not {doing} the connection {name!r}; ask an administrator to add you "
+            f"to one of its {'send' if sending else 'read'} groups."
+        )
+
+
+def connection_name(value: Any) -> str:
+    """A ``connection`` as the input gave it (absent: ``default``); ``BadInput`` if not a name."""
+    if value is None or value == "":
+        return DEFAULT
+    if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
+        raise BadInput({"connection": [f"A connection name has {NAME_RULE}."]})
+    return value
+
+
+def connection_client(request: HttpRequest, value: Any, *, sending: bool = True) -> ApiClient:
+    """The client of the connection ``value`` names, if the user may send with it (or, with
+    ``sending=False``, read it): ``BadInput`` (400) when there is no usable connection of that
+    name, ``ConnectionRefused`` (403) when the user may not."""
+    name = connection_name(value)
+    allowed = may_send if sending else may_read
+    if not allowed(request.user, name):
+        if not Connection.objects.filter(name=name).exists() and name != DEFAULT:
+            raise BadInput({"connection": [f"There is no connection named {name!r}."]})
+        raise ConnectionRefused(name, sending=sending)
+    try:
+        return get_client(name)
+    except UnknownConnectionError as exc:
+        raise BadInput({"connection": [exc.message]}) from None
+
+
+def readable_rows(request: HttpRequest, rows: Any, value: Any = None) -> Any:
+    """``rows`` (exchanges or jobs) of the connections the user may read, and of the one
+    ``value`` names if given (403 if the user may not read it)."""
+    if value:
+        name = connection_name(value)
+        if not may_read(request.user, name):
+            raise ConnectionRefused(name, sending=False)
+        return rows.filter(connection=name)
+    names = readable(request.user)
+    return rows if names is None else rows.filter(connection__in=sorted(names))
+
+
 def json_endpoint(*methods: str, permission: str | tuple[str, ...] = ()) -> Callable[[View], View]:
     """Make a view a JSON endpoint: logged-in users only, ``methods`` only, users with
     ``permission`` only (any one of them, when it is a tuple; a view may ``require`` more for
@@ -183,6 +236,8 @@ def json_endpoint(*methods: str, permission: str | tuple[str, ...] = ()) -> Call
                 return view(request, *args, **kwargs)
             except PermissionRefused as exc:
                 return permission_denied_response(exc)
+            except ConnectionRefused as exc:
+                return error_response(403, "forbidden", str(exc))
             except BadInput as exc:
                 return invalid_response(exc.errors, exc.status)
             except OperationalError:

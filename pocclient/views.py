@@ -9,7 +9,10 @@ from django.urls import reverse
 from django.views.csrf import csrf_failure as html_csrf_failure
 from django.views.decorators.http import require_safe
 
+from api_client import connections
 from api_client.client import get_client
+from api_client.connections import UnknownConnectionError
+from api_client.models.connections import DEFAULT
 from api_client.validation import BODYLESS_METHODS, MAX_HEADERS, METHODS
 
 from .jsonapi import (
@@ -40,7 +43,13 @@ def console(request: HttpRequest) -> HttpResponse:
         missing = [(p, permission_name(p), ALLOWS[p]) for p in (VIEW, SEND)]
         context = {"missing": missing, "group": CONSOLE_GROUP}
         return render(request, "pocclient/no_permission.html", context, status=403)
-    client = get_client()
+    offered = connections.offered(request.user)
+    chosen = next((c for c in offered if c["can_send"]), offered[0] if offered else None)
+    name = chosen["name"] if chosen else DEFAULT
+    try:
+        client = get_client(name)
+    except UnknownConnectionError:  # default is always usable; another may have broken
+        client, name = get_client(), DEFAULT
     notes = {
         "send": ""
         if can_send
@@ -56,6 +65,8 @@ def console(request: HttpRequest) -> HttpResponse:
         "batch_max": client.config.BATCH_MAX,
         "max_headers": MAX_HEADERS,
         "token": client.tokens.status().as_dict(),
+        "connections": offered,
+        "connection": name,
         "permissions": {"send_request": can_send, "view_exchange": can_view},
         "urls": {
             "token_refresh": reverse("token-refresh"),

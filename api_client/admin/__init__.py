@@ -5,4 +5,4 @@ One module per page: ``exchanges`` (its ``changelist``, ``filters`` and ``export
 ``ExchangeSummary`` proxy model. Importing the package registers them all.
 """
 
-from . import exchanges, summary, tokens  # noqa: F401 (each registers its admin)
+from . import connections, exchanges, summary, tokens  # noqa: F401 (each registers its admin)

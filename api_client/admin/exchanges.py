@@ -16,14 +16,16 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from ..client import get_client
+from ..connections import UnknownConnectionError
 from ..models import Exchange
 from ..replay import Replay, replay
 from . import export
-from .base import ReadOnlyAdmin, SendsRequests
+from .base import ByConnection, ReadOnlyAdmin, SendsRequests, refused_connections
 from .changelist import CappedPaginator, ExchangeChangeList, changelist_url
 from .filters import (
     ActorFilter,
     BatchIdFilter,
+    ConnectionFilter,
     ErrorFilter,
     MethodFilter,
     RequestIdFilter,
@@ -45,9 +47,10 @@ def pretty(text: str) -> str:
 
 
 @admin.register(Exchange)
-class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
+class ExchangeAdmin(SendsRequests, ByConnection, ReadOnlyAdmin):
     list_display = (
         "created",
+        "connection",
         "kind",
         "method",
         "short_path",
@@ -66,6 +69,7 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
         ErrorFilter,
         StateFilter,
         MethodFilter,
+        ConnectionFilter,
         "kind",
         "created_at",
         RequestIdFilter,
@@ -89,7 +93,7 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
             {
                 "fields": (
                     "created_at",
-                    "kind",
+                    ("connection", "kind"),
                     ("method", "status", "shown_state"),
                     "url",
                     ("duration_ms", "attempts"),
@@ -109,6 +113,7 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
     )
     readonly_fields = (
         "created_at",
+        "connection",
         "kind",
         "method",
         "status",
@@ -224,9 +229,25 @@ class ExchangeAdmin(SendsRequests, ReadOnlyAdmin):
                 messages.ERROR,
             )
             return
+        if refused := refused_connections(request, {e.connection for e in selected}):
+            self.message_user(
+                request,
+                f"You may not send with {', '.join(map(repr, refused))}; nothing was sent.",
+                messages.ERROR,
+            )
+            return
         batch_id = uuid.uuid4().hex
-        replays = replay(selected, get_client(), batch_id=batch_id)
-        self.message_user(request, *_replay_report(replays, batch_id))
+        replays = []
+        for name in sorted({e.connection for e in selected}):
+            try:
+                client = get_client(name)
+            except UnknownConnectionError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                continue
+            mine = [e for e in selected if e.connection == name]
+            replays += replay(mine, client, batch_id=batch_id)
+        if replays:
+            self.message_user(request, *_replay_report(replays, batch_id))
 
     @admin.action(description="Export selected exchanges as JSON Lines")
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse:

@@ -18,8 +18,10 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from ..connections import readable
 from ..metrics import SUMMARY_CLASSES
-from ..models import Exchange
+from ..models import Connection, Exchange
+from ..models.connections import DEFAULT
 from ..validation import METHODS
 
 
@@ -87,6 +89,22 @@ class StateFilter(FixedChoiceFilter):
 
     def select(self, queryset: QuerySet[Exchange], value: str) -> QuerySet[Exchange]:
         return queryset.in_state(value)
+
+
+class ConnectionFilter(FixedChoiceFilter):
+    """The connections the user may read (from their table: Django's own field filter would
+    read the exchange log for its distinct values)."""
+
+    title = "connection"
+    parameter_name = "connection"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = set(Connection.objects.values_list("name", flat=True)) | {DEFAULT}
+        allowed = readable(request.user)
+        return [(name, name) for name in sorted(names) if allowed is None or name in allowed]
+
+    def select(self, queryset: QuerySet, value: str) -> QuerySet:
+        return queryset.filter(connection=value)
 
 
 class MethodFilter(FixedChoiceFilter):

@@ -10,9 +10,10 @@ from django.utils.html import format_html
 
 from ..client import get_client
 from ..conf import api_settings
+from ..connections import UnknownConnectionError, may_send, settings_for
 from ..exceptions import ApiError
 from ..models import Token
-from .base import ReadOnlyAdmin, SendsRequests
+from .base import ByConnection, ReadOnlyAdmin, SendsRequests
 
 # The list keeps within a 1400 px page: longer cells are cut (the whole text is their tooltip,
 # and on the detail page), times are compact and may wrap, and when the last error happened
@@ -53,8 +54,9 @@ def expiry(expires_at: datetime | None, now: datetime | None = None) -> str:
 
 
 @admin.register(Token)
-class TokenAdmin(SendsRequests, ReadOnlyAdmin):
+class TokenAdmin(SendsRequests, ByConnection, ReadOnlyAdmin):
     list_display = (
+        "connection",
         "client_id",
         "short_token_url",
         "state",
@@ -65,6 +67,7 @@ class TokenAdmin(SendsRequests, ReadOnlyAdmin):
         "short_last_error",
     )
     readonly_fields = (
+        "connection",
         "client_id",
         "token_url",
         "state",
@@ -112,7 +115,11 @@ class TokenAdmin(SendsRequests, ReadOnlyAdmin):
 
     @admin.display(description="state")
     def state(self, obj: Token) -> str:
-        return obj.state(api_settings().TOKEN_LEEWAY).label
+        try:
+            leeway = settings_for(obj.connection).TOKEN_LEEWAY
+        except UnknownConnectionError:
+            leeway = api_settings().TOKEN_LEEWAY
+        return obj.state(leeway).label
 
     @admin.display(description="expires in")
     def expires_in(self, obj: Token) -> str:
@@ -123,22 +130,37 @@ class TokenAdmin(SendsRequests, ReadOnlyAdmin):
 
     @admin.action(description="Refresh now", permissions=("send",))
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
-        client = get_client()
-        if not queryset.filter(credential_key=client.tokens.key).exists():
+        # Each selected token is its connection's, if that connection still holds it.
+        for token in queryset:
+            try:
+                client = get_client(token.connection)
+            except UnknownConnectionError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                continue
+            if token.credential_key != client.tokens.key:
+                self.message_user(
+                    request,
+                    f"The token for {token.client_id} is no longer the credential of the "
+                    f"connection {token.connection!r}; only a connection's current token can be "
+                    "refreshed.",
+                    messages.WARNING,
+                )
+                continue
+            if not may_send(request.user, token.connection):
+                self.message_user(
+                    request,
+                    f"You may not send with the connection {token.connection!r}.",
+                    messages.ERROR,
+                )
+                continue
+            try:
+                status, _ = client.tokens.ensure(force=True)
+            except ApiError as exc:
+                self.message_user(request, f"Refresh failed: {exc.message}", messages.ERROR)
+                continue
             self.message_user(
                 request,
-                "Only the token of the configured credential (POC_API_CLIENT_ID at "
-                "POC_API_TOKEN_URL) can be refreshed.",
-                messages.WARNING,
+                f"Refreshed the token of {token.connection!r}; it expires at "
+                f"{expiry(status.expires_at)}.",
+                messages.SUCCESS,
             )
-            return
-        try:
-            status, _ = client.tokens.ensure(force=True)
-        except ApiError as exc:
-            self.message_user(request, f"Refresh failed: {exc.message}", messages.ERROR)
-            return
-        self.message_user(
-            request,
-            f"Refreshed; the new token expires at {expiry(status.expires_at)}.",
-            messages.SUCCESS,
-        )

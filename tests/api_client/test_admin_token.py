@@ -106,7 +106,7 @@ def test_refresh_now_refuses_another_credential_s_token(admin_client, api_config
     messages = refresh_now(admin_client, other)
 
     assert messages[0][0] == "warning"
-    assert "Only the token of the configured credential" in messages[0][1]
+    assert "only a connection's current token can be refreshed" in messages[0][1]
     assert stats.grant_count() == 0
 
 

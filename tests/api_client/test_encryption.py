@@ -364,16 +364,14 @@ def test_the_migration_encrypts_plaintext_rows_and_reverses(settings):
         )
         OldToken.objects.create(credential_key="b", token_url="u", client_id="b")
 
-        NewToken = migrate(AFTER).get_model("api_client", "Token")  # noqa: N806 (a model)
+        NewToken = migrate(AFTER).get_model("api_client", "Token")
 
         stored = dict(NewToken.objects.values_list("client_id", encryption.stored("access_token")))
         assert stored["b"] == ""
         assert Fernet(KEY_A).decrypt(stored["a"].encode()) == b"plain-access-a"
         assert NewToken.objects.get(client_id="a").refresh_token == "plain-refresh-a"
 
-        NewToken.objects.create(
-            credential_key="c", token_url="u", client_id="c", access_token="c1"
-        )
+        NewToken.objects.create(credential_key="c", token_url="u", client_id="c", access_token="c1")
         use_keys(settings, KEY_B)  # "c" is readable under B, "a" no longer
         NewToken.objects.filter(client_id="c").update(access_token="plain-access-c")
         migrate(BEFORE)

@@ -12,6 +12,8 @@ export class BatchRunner {
     this.builder = builder;
     this.connections = connections;
     this.onStarted = onStarted;
+    connections.onChange(() => this.bounds());
+    this.bounds();
     $("#batch-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.run();
@@ -24,6 +26,19 @@ export class BatchRunner {
     }
   }
 
+  // A connection may have its own limits (max_workers, batch_max); the page's are default's.
+  limits() {
+    const { max_workers: workers, batch_max: most } = this.connections.current;
+    return { maxWorkers: workers ?? this.config.max_workers, batchMax: most ?? this.config.batch_max };
+  }
+
+  bounds() {
+    const { maxWorkers, batchMax } = this.limits();
+    $("#batch-concurrency").max = maxWorkers;
+    $("#batch-concurrency-range").textContent = `(1 to ${maxWorkers})`;
+    $("#batch-count").max = batchMax;
+  }
+
   source() {
     return document.querySelector("input[name=batch-source]:checked").value;
   }
@@ -31,8 +46,9 @@ export class BatchRunner {
   // The job's options; without a name, one that says what it sends (the job list shows it).
   options(problems, fallback) {
     const concurrency = Number($("#batch-concurrency").value);
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > this.config.max_workers) {
-      problems.push(`Concurrency must be between 1 and ${this.config.max_workers}.`);
+    const { maxWorkers } = this.limits();
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > maxWorkers) {
+      problems.push(`Concurrency must be between 1 and ${maxWorkers}.`);
     }
     const name = ($("#batch-name").value.trim() || fallback).slice(0, 200);
     return { concurrency, ...(name ? { name } : {}), ...this.connections.body() };
@@ -72,8 +88,9 @@ export class BatchRunner {
     }
     const count = Number($("#batch-count").value);
     const options = this.options(problems, `${request.method} ${request.path} × ${count}`);
-    if (!Number.isInteger(count) || count < 1 || count > this.config.batch_max) {
-      problems.push(`Repeat the request 1 to ${this.config.batch_max} times.`);
+    const { batchMax } = this.limits();
+    if (!Number.isInteger(count) || count < 1 || count > batchMax) {
+      problems.push(`Repeat the request 1 to ${batchMax} times.`);
     }
     const requests = Array.from({ length: count }, () => request);
     const what = `${count} request${count === 1 ? "" : "s"} (${request.method} ${request.path})`;
