@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from .conf import ApiSettings, api_settings
@@ -117,7 +117,9 @@ def settings_for(name: str = DEFAULT) -> ApiSettings:
 
 
 def forget(name: str | None = None) -> None:
-    """Read ``name`` (every connection, when ``None``) from the database at its next use."""
+    """Read ``name`` (every connection, when ``None``), and everyone's rights, from the
+    database at their next use."""
+    _groups.clear()
     with _seen_guard:
         if name is None:
             _seen.clear()
@@ -130,6 +132,12 @@ def _forget_saved(*, instance: Connection, **kwargs: Any) -> None:
     forget(instance.name)
 
 
+@receiver(m2m_changed, sender=Connection.send_groups.through)
+@receiver(m2m_changed, sender=Connection.read_groups.through)
+def _forget_groups(**kwargs: Any) -> None:
+    _groups.clear()
+
+
 # --- rights ----------------------------------------------------------------------------------
 
 
@@ -140,13 +148,9 @@ class Rights:
     everything: bool = False
 
 
-def _group_ids(user: Any) -> set[int]:
-    return set(user.groups.values_list("pk", flat=True))
-
-
 def rights(user: Any) -> Rights:
-    """What ``user`` may do on which connection, from two queries (cached on the user object,
-    which lives for one request)."""
+    """What ``user`` may do on which connection (cached on the user object, which lives for
+    one request)."""
     cached = getattr(user, "_poc_connection_rights", None)
     if cached is not None:
         return cached
@@ -160,29 +164,62 @@ def rights(user: Any) -> Rights:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Groups:
+    """Each connection's send and read groups (ids), as last read."""
+
+    senders: dict[str, frozenset[int]]
+    readers: dict[str, frozenset[int]]
+    at: float
+
+    @property
+    def named(self) -> bool:
+        return any(self.senders.values()) or any(self.readers.values())
+
+
+_groups: list[_Groups] = []  # the one cached value, replaced whole
+
+
+def _connection_groups() -> _Groups:
+    """Read at most every ``RECHECK_SECONDS`` per process (at once after a change here),
+    not once per request."""
+    now = time.monotonic()
+    if _groups and now - _groups[0].at < RECHECK_SECONDS:
+        return _groups[0]
+    senders: dict[str, set[int]] = {}
+    readers: dict[str, set[int]] = {}
+    # One query; its rows are each connection's send x read groups (a few).
+    for name, sender, reader in Connection.objects.values_list(
+        "name", "send_groups", "read_groups"
+    ):
+        senders.setdefault(name, set()).update([sender] if sender else [])
+        readers.setdefault(name, set()).update([reader] if reader else [])
+    value = _Groups(
+        {name: frozenset(ids) for name, ids in senders.items()},
+        {name: frozenset(ids) for name, ids in readers.items()},
+        now,
+    )
+    _groups[:] = [value]
+    return value
+
+
 def _rights(user: Any) -> Rights:
     can_send, can_view = user.has_perm(SEND), user.has_perm(VIEW)
     if not (can_send or can_view):
         return Rights(frozenset(), frozenset())
-    mine = _group_ids(user)
+    groups = _connection_groups()
+    # No connection names a group (the usual single-API install): no need to ask whose.
+    mine = set(user.groups.values_list("pk", flat=True)) if groups.named else set()
     send: set[str] = set()
     read: set[str] = set()
-    rows = Connection.objects.prefetch_related("send_groups", "read_groups")
-    named = False
-    for row in rows:
-        named |= row.is_default
-        senders = {group.pk for group in row.send_groups.all()}
-        readers = {group.pk for group in row.read_groups.all()} or senders
-        open_ = row.is_default
+    for name in groups.senders.keys() | {DEFAULT}:
+        senders = groups.senders.get(name, frozenset())
+        readers = groups.readers.get(name, frozenset()) or senders
+        open_ = name == DEFAULT
         if can_send and (mine & senders if senders else open_):
-            send.add(row.name)
+            send.add(name)
         if can_view and (mine & readers if readers else open_):
-            read.add(row.name)
-    if not named:  # no row for default (a database flushed by a test): today's rule
-        if can_send:
-            send.add(DEFAULT)
-        if can_view:
-            read.add(DEFAULT)
+            read.add(name)
     return Rights(frozenset(send), frozenset(read))
 
 

@@ -166,8 +166,8 @@ def _jobs(count: int) -> str:
 
 @admin.register(Job)
 class JobAdmin(SendsRequests, ByConnection, ViewableWithExchanges):
-    list_display = ("shown_key", "name", "connection", "state", "progress", "failing", "created_by",
-                    "origin", "created_at", "finished_at")  # fmt: skip
+    list_display = ("shown_key", "name", "state", "progress", "failing", "created_by",
+                    "origin", "created_at", "finished_at", "connection")  # fmt: skip
     list_display_links = ("shown_key",)
     list_filter = ("state", "origin", ConnectionFilter)
     search_fields = ("^key", "name")

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 from django.test import override_settings
 
-from api_client import tokens
+from api_client import connections, tokens
 from api_client.client import ApiClient, reset_client
 from api_client.conf import ApiSettings, api_settings
 from api_client.ledger import LEDGER
@@ -70,6 +70,7 @@ def close_shared_client() -> Iterator[None]:
     """
     yield
     reset_client()
+    connections.forget()  # a flushed database leaves no signal behind
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -50,7 +50,6 @@ def pretty(text: str) -> str:
 class ExchangeAdmin(SendsRequests, ByConnection, ReadOnlyAdmin):
     list_display = (
         "created",
-        "connection",
         "kind",
         "method",
         "short_path",
@@ -62,6 +61,7 @@ class ExchangeAdmin(SendsRequests, ByConnection, ReadOnlyAdmin):
         "request_link",
         "batch_link",
         "actor_link",
+        "connection",
     )
     sortable_by = ("created", "method", "status", "duration")
     list_filter = (

@@ -81,7 +81,8 @@ def test_refresh_now_obtains_a_new_token(admin_client, api):
     after = Token.objects.get()
     assert messages[0][0] == "success"
     assert re.fullmatch(
-        r"Refreshed; the new token expires at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, in 59 min\.",
+        r"Refreshed the token of 'default'; it expires at "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, in 59 min\.",
         messages[0][1],
     ), messages[0][1]
     assert after.access_token != before.access_token

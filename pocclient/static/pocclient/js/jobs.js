@@ -51,6 +51,14 @@ export class JobList {
     const params = new URLSearchParams({ page: this.page });
     if (this.state) params.set("state", this.state);
     const connection = this.connections.name;
+    if (!this.connections.canRead) {
+      // The server would refuse the list (403): say so instead of asking.
+      $("#jobs-rows").replaceChildren();
+      $("#jobs-empty").textContent = `Listing the jobs on ${connection} needs the right to read its log; a job you start still shows above.`;
+      show($("#jobs-empty"));
+      $("#jobs-prev").disabled = $("#jobs-next").disabled = true;
+      return;
+    }
     let data;
     try {
       data = await getJSON(this.connections.url(this.url, params));
