@@ -7,17 +7,24 @@ arguments or bad input, whether argparse or the command found it, in which case 
 sent.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
+import re
 import sys
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.base import DjangoHelpFormatter as _DjangoHelpFormatter
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from api_client.context import actor_scope, is_well_formed, request_id_scope
+from api_client.models.connections import DEFAULT, NAME_PATTERN, NAME_RULE
+
+if TYPE_CHECKING:
+    from api_client.client import ApiClient
 
 BAD_INPUT = 2
 
@@ -104,6 +111,12 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
     )
 
 
+def connection_name(value: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise argparse.ArgumentTypeError(f"a connection name has {NAME_RULE}")
+    return value
+
+
 def request_id(value: str) -> str:
     if not is_well_formed(value):
         raise argparse.ArgumentTypeError(
@@ -117,14 +130,27 @@ class ApiCommand(BaseCommand):
 
     The id (``--request-id``, or a new one) is current while the command runs: it is sent as
     ``X-Request-ID`` on every call, stored on every exchange the run causes, and shown in every
-    log line. Subclasses set ``help`` (one sentence), and ``examples`` (command lines) and
-    ``notes`` (paragraphs), which ``--help`` shows after the options. Before ``handle`` runs,
-    the database must have its tables (``check_database``).
+    log line. ``--connection`` chooses the connection (``client()``). Subclasses set ``help``
+    (one sentence), and ``examples`` (command lines) and ``notes`` (paragraphs), which
+    ``--help`` shows after the options. Before ``handle`` runs, the database must have its
+    tables (``check_database``).
     """
 
     examples: str = ""
     notes: str = ""
     request_id: str = ""
+    connection: str | None = None  # --connection, None when not given
+
+    def client(self) -> ApiClient:
+        """The client of ``--connection`` (default: ``default``); exit status 2 when there is
+        no usable connection of that name."""
+        from api_client.client import get_client
+        from api_client.connections import UnknownConnectionError
+
+        try:
+            return get_client(self.connection or DEFAULT)
+        except UnknownConnectionError as exc:
+            raise bad_input(f"{exc.message} Nothing was sent.") from None
 
     @property
     def name(self) -> str:
@@ -150,6 +176,13 @@ class ApiCommand(BaseCommand):
             "and stored on every exchange the run causes.",
         )
         parser.add_argument(
+            "--connection",
+            type=connection_name,
+            metavar="NAME",
+            help="The connection to use (default: default, the POC_API_* settings); "
+            "see the admin's Connections, or `manage.py add_connection`.",
+        )
+        parser.add_argument(
             "--user",
             metavar="NAME",
             help="Who runs this, recorded with the command's name on every exchange it causes "
@@ -160,6 +193,7 @@ class ApiCommand(BaseCommand):
     def execute(self, *args: Any, **options: Any) -> str | None:
         command = f"command {self.name}"
         user = options.get("user")
+        self.connection = options.get("connection")
         with (
             request_id_scope(options.get("request_id")) as current,
             actor_scope(f"{user} ({command})" if user else command),

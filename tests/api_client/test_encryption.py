@@ -259,7 +259,8 @@ def test_rotation_with_live_tokens_keeps_them_readable_under_the_new_key_alone(a
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
-        "Done! Re-encrypted 2 secrets of 1 token under the newest key of POC_ENCRYPTION_KEY.\n"
+        "Done! Re-encrypted 2 secrets of 1 token and 0 connections under the newest key of "
+        "POC_ENCRYPTION_KEY.\n"
     )
     assert issued.access_token not in result.stdout + result.stderr
 
@@ -321,7 +322,8 @@ def test_rotation_can_clear_what_it_cannot_decrypt(api, settings):
     out = rotate("--clear-undecryptable")
 
     assert out.splitlines() == [
-        "Done! Re-encrypted 0 secrets of 0 tokens under the newest key of POC_ENCRYPTION_KEY.",
+        "Done! Re-encrypted 0 secrets of 0 tokens and 0 connections under the newest key of "
+        "POC_ENCRYPTION_KEY.",
         "Cleared 1 token that no key of POC_ENCRYPTION_KEY decrypts; they are obtained anew at "
         "the next call.",
     ]
@@ -335,7 +337,8 @@ def test_rotation_with_no_tokens_says_so(settings):
     use_keys(settings, KEY_A)
 
     assert rotate() == (
-        "Done! Re-encrypted 0 secrets of 0 tokens under the newest key of POC_ENCRYPTION_KEY.\n"
+        "Done! Re-encrypted 0 secrets of 0 tokens and 0 connections under the newest key of "
+        "POC_ENCRYPTION_KEY.\n"
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from api_client.client import ApiResponse, get_client
+from api_client.client import ApiResponse
 from api_client.exceptions import ApiError, InvalidRequestError
 from api_client.management.base import ApiCommand, UnusableJSON, bad_input, load_json, plural
 from api_client.redaction import redact_headers, scrub
@@ -158,7 +158,7 @@ class Command(ApiCommand):
         verbosity: int,
         **options: Any,
     ) -> None:
-        client = get_client()
+        client = self.client()
         body = None if data is None else read_data(data, limit=client.config.MAX_REQUEST_BYTES)
         try:
             response = client.request(

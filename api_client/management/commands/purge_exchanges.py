@@ -3,6 +3,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from api_client.conf import api_settings
@@ -41,6 +42,10 @@ class Command(ApiCommand):
     In cron, every night at 03:17:
         17 3 * * *  cd /srv/pocclient && .venv/bin/python manage.py purge_exchanges
     """
+
+    def chosen(self, exchanges: QuerySet[Exchange]) -> QuerySet[Exchange]:
+        """Every connection's exchanges, or with ``--connection`` only its own."""
+        return exchanges.filter(connection=self.connection) if self.connection else exchanges
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -100,7 +105,7 @@ class Command(ApiCommand):
             raise bad_input(f"--older-than {age:g} days reaches before the year 1.") from None
         before = f"created before {cutoff:%Y-%m-%d %H:%M:%S %Z} (older than {describe_age(age)})"
         if dry_run:
-            count = Exchange.objects.created_before(cutoff).count()
+            count = self.chosen(Exchange.objects.created_before(cutoff)).count()
             self.stdout.write(
                 f"Would delete {plural(count, 'exchange')} {before}; nothing was deleted."
             )
@@ -110,7 +115,7 @@ class Command(ApiCommand):
             if verbosity >= 2:
                 self.stdout.write(f"... {so_far} deleted")
 
-        old = Exchange.objects.created_before(cutoff)
+        old = self.chosen(Exchange.objects.created_before(cutoff))
         deleted = old.purge(
             batch_size=batch_size,
             pause=pause,

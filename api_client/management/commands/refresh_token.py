@@ -3,7 +3,6 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from api_client.client import get_client
 from api_client.exceptions import ApiError
 from api_client.management.base import ApiCommand
 
@@ -43,7 +42,7 @@ class Command(ApiCommand):
 
     def handle(self, *, force: bool, if_expiring_within: int | None, **options: Any) -> None:
         try:
-            status, refreshed = get_client().tokens.ensure(
+            status, refreshed = self.client().tokens.ensure(
                 force=force, if_expiring_within=if_expiring_within
             )
         except ApiError as exc:

@@ -16,7 +16,7 @@ from django.db.models import Value
 
 from api_client import encryption
 from api_client.management.base import check_database, plural
-from api_client.models import Token
+from api_client.models import Connection, Token
 
 SECRETS = ("access_token", "refresh_token")
 
@@ -27,46 +27,65 @@ class Rotation:
     secrets: int  # values re-encrypted
     undecryptable: int  # rows with a secret no key decrypts
     cleared: bool
+    connections: int = 0  # connections whose client secret was re-encrypted
+    lost_connections: tuple[str, ...] = ()  # whose client secret no key decrypts
+
+
+def _rotate(
+    model: type[models.Model], names: tuple[str, ...], *, clear: bool
+) -> list[tuple[Any, int, bool]]:
+    """Re-encrypt ``names`` of every row of ``model`` (in the caller's transaction): for each
+    row, its key, how many values were re-encrypted, and whether one could not be."""
+    annotations = {f"stored_{name}": encryption.stored(name) for name in names}
+    key = "name" if model is Connection else "pk"
+    rows = list(
+        model.objects.select_for_update()
+        .annotate(**annotations)
+        .values_list("pk", key, *annotations)
+        .order_by("pk")
+    )
+    done = []
+    for pk, label, *values in rows:
+        changes, unreadable = {}, False
+        for name, value in zip(names, values, strict=True):
+            if not value:
+                continue
+            try:
+                changes[name] = encryption.rotate(value)
+            except encryption.DecryptionError:
+                unreadable = True
+                if clear:
+                    changes[name] = ""
+        if changes:
+            # Values typed as plain text, so the encrypted field does not encrypt again.
+            model.objects.filter(pk=pk).update(
+                **{n: Value(v, output_field=models.TextField()) for n, v in changes.items()}
+            )
+        done.append((label, sum(1 for value in changes.values() if value), unreadable))
+    return done
 
 
 def rotate_tokens(*, clear_undecryptable: bool = False) -> Rotation:
-    """Re-encrypt the tokens' secrets under the newest key, in one transaction."""
-    annotations = {f"stored_{name}": encryption.stored(name) for name in SECRETS}
-    tokens = secrets = undecryptable = 0
+    """Re-encrypt the tokens' secrets and the connections' client secrets under the newest
+    key, in one transaction. A client secret no key decrypts is never cleared: a token can be
+    obtained anew, a credential cannot."""
     with transaction.atomic():
-        rows = list(
-            Token.objects.select_for_update()
-            .annotate(**annotations)
-            .values_list("pk", *annotations)
-            .order_by("pk")
-        )
-        for pk, *values in rows:
-            changes, unreadable = {}, False
-            for name, value in zip(SECRETS, values, strict=True):
-                if not value:
-                    continue
-                try:
-                    changes[name] = encryption.rotate(value)
-                except encryption.DecryptionError:
-                    unreadable = True
-                    if clear_undecryptable:
-                        changes[name] = ""
-            if changes:
-                # Values typed as plain text, so the encrypted field does not encrypt again.
-                Token.objects.filter(pk=pk).update(
-                    **{n: Value(v, output_field=models.TextField()) for n, v in changes.items()}
-                )
-            rotated = sum(1 for value in changes.values() if value)
-            tokens += bool(rotated)
-            secrets += rotated
-            undecryptable += unreadable
-    return Rotation(tokens, secrets, undecryptable, clear_undecryptable)
+        tokens = _rotate(Token, SECRETS, clear=clear_undecryptable)
+        secrets = _rotate(Connection, ("client_secret",), clear=False)
+    return Rotation(
+        tokens=sum(1 for _, count, _ in tokens if count),
+        secrets=sum(count for _, count, _ in tokens) + sum(count for _, count, _ in secrets),
+        undecryptable=sum(1 for _, _, lost in tokens if lost),
+        cleared=clear_undecryptable,
+        connections=sum(1 for _, count, _ in secrets if count),
+        lost_connections=tuple(name for name, _, lost in secrets if lost),
+    )
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored token under the newest key of POC_ENCRYPTION_KEY, in one "
-        "transaction, and print how many."
+        "Re-encrypt every stored token and client secret under the newest key of "
+        "POC_ENCRYPTION_KEY, in one transaction, and print how many."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -87,9 +106,18 @@ class Command(BaseCommand):
             ) from exc
         self.stdout.write(
             f"Done! Re-encrypted {plural(rotation.secrets, 'secret')} of "
-            f"{plural(rotation.tokens, 'token')} under the newest key of "
+            f"{plural(rotation.tokens, 'token')} and "
+            f"{plural(rotation.connections, 'connection')} under the newest key of "
             f"{encryption.VARIABLE}."
         )
+        if rotation.lost_connections:
+            names = ", ".join(map(repr, rotation.lost_connections))
+            raise CommandError(
+                f"Could not decrypt the client secret of {names} with any key of "
+                f"{encryption.VARIABLE}; left as stored. If an old key is missing, add it after "
+                "the newest and run this again; otherwise set the secret again (the admin, or "
+                "`manage.py add_connection NAME --update --client-secret-env VAR`)."
+            )
         if not rotation.undecryptable:
             return
         which = plural(rotation.undecryptable, "token")

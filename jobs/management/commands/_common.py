@@ -332,7 +332,13 @@ class JobCommand(ApiCommand):
         parser.add_argument("job", metavar="ID", help="The job's numeric id, or its key.")
 
     def handle(self, *, job: str, **options: Any) -> None:
-        self.act(find_job(job), **options)
+        found = find_job(job)
+        if self.connection and found.connection != self.connection:
+            raise bad_input(
+                f"Job {found.key} belongs to the connection {found.connection!r}, "
+                f"not {self.connection!r}."
+            )
+        self.act(found, **options)
 
     def act(self, job: Job, **options: Any) -> None:
         raise NotImplementedError

@@ -5,7 +5,7 @@ from typing import Any, BinaryIO
 
 from django.core.management.base import CommandError, CommandParser
 
-from api_client.client import ApiClient, get_client
+from api_client.client import ApiClient
 from api_client.exceptions import InvalidRequestError
 from api_client.management.base import ApiCommand, bad_input, load_json, plural
 from jobs.models import Job
@@ -112,7 +112,7 @@ class Command(ApiCommand):
         detach: bool,
         **options: Any,
     ) -> None:
-        client = get_client()
+        client = self.client()
         try:
             concurrency = client.concurrency(concurrency)
         except InvalidRequestError as exc:
