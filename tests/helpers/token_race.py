@@ -1,7 +1,8 @@
 """Run as a separate OS process by the single-flight test.
 
-``python -m tests.helpers.token_race THREADS START_AT``: waits until the wall-clock time
-START_AT, then THREADS threads ask for a token at the same moment. Prints the tokens they
+``python -m tests.helpers.token_race THREADS START_AT [CONNECTION]``: waits until the
+wall-clock time START_AT, then THREADS threads ask for a token (of CONNECTION, default
+``default``) at the same moment. Prints the tokens they
 got (as JSON) on stdout. Settings come from the environment, like any pocclient process.
 """
 
@@ -18,12 +19,12 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from api_client.client import ApiClient  # noqa: E402
+from api_client.client import ApiClient, get_client  # noqa: E402
 
 
 def main() -> None:
     threads, start_at = int(sys.argv[1]), float(sys.argv[2])
-    client = ApiClient()
+    client = get_client(sys.argv[3]) if len(sys.argv) > 3 else ApiClient()
     barrier = threading.Barrier(threads)
     results: list[str] = []
 
