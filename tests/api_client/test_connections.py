@@ -101,8 +101,7 @@ def test_single_flight_holds_per_connection_across_threads(partner, hostile):
             connection.close()
 
     threads = [
-        threading.Thread(target=race, args=("partner" if n % 2 else "default",))
-        for n in range(16)
+        threading.Thread(target=race, args=("partner" if n % 2 else "default",)) for n in range(16)
     ]
     for thread in threads:
         thread.start()
@@ -182,9 +181,7 @@ def test_an_unknown_a_switched_off_and_a_broken_connection_say_so_by_name(partne
         get_client("partner")
 
 
-def test_a_client_secret_no_key_decrypts_is_a_clear_error_naming_the_connection(
-    partner, settings
-):
+def test_a_client_secret_no_key_decrypts_is_a_clear_error_naming_the_connection(partner, settings):
     other = "pYVBe3b4QRVKxkzqo-IvQQWNWfZRGiNSC07iAFHDmvY="
     settings.POC_ENCRYPTION_KEYS = [other]  # the row was encrypted under the test key
     connections.forget()

@@ -16,7 +16,7 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from api_client.connections import row_problems
-from api_client.management.base import ApiCommand, bad_input
+from api_client.management.base import ApiCommand, bad_input, connection_name
 from api_client.models import Connection
 from api_client.models.connections import DEFAULT, TUNABLES
 
@@ -45,7 +45,9 @@ class Command(ApiCommand):
     """
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("name", metavar="NAME", help="The connection's name.")
+        parser.add_argument(
+            "name", type=connection_name, metavar="NAME", help="The connection's name."
+        )
         parser.add_argument(
             "--update", action="store_true", help="Change the connection NAME, which exists."
         )
