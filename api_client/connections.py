@@ -33,8 +33,8 @@ RECHECK_SECONDS = 5.0
 
 
 def field_label(setting: str) -> str:
-    """How a problem names a connection row's field: as the model does."""
-    return setting.lower()
+    """How a problem names a connection row's field: as the admin's form does."""
+    return str(Connection._meta.get_field(setting.lower()).verbose_name)
 
 
 class UnknownConnectionError(InvalidRequestError):
@@ -237,6 +237,15 @@ def readable(user: Any) -> frozenset[str] | None:
     """The connections whose log ``user`` may read; ``None`` for all of them."""
     found = rights(user)
     return None if found.everything else found.read
+
+
+def reads_every_connection(user: Any) -> bool:
+    """Whether ``user`` may read every connection's log (what spans them all, such as the
+    admin's summary, needs it)."""
+    names = readable(user)
+    if names is None:
+        return True
+    return set(_connection_groups().senders) | {DEFAULT} <= names
 
 
 def offered(user: Any) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 
 from .. import metrics
+from ..connections import reads_every_connection
 from ..models import Exchange, ExchangeSummary
 from . import charts
 from .changelist import changelist_url
@@ -25,9 +26,12 @@ class SummaryAdmin(admin.ModelAdmin):
     """Calls in the last hour and day: by status class, error rate, latency, and charts."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("api_client.view_exchange") or request.user.has_perm(
+        # Its rollup counts every connection's calls together: only for those who may read
+        # them all.
+        permitted = request.user.has_perm("api_client.view_exchange") or request.user.has_perm(
             "api_client.change_exchange"
         )
+        return permitted and reads_every_connection(request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

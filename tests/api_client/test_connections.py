@@ -177,7 +177,7 @@ def test_an_unknown_a_switched_off_and_a_broken_connection_say_so_by_name(partne
 
     partner.enabled, partner.base_url = True, "ftp://example.com/"
     partner.save()
-    with pytest.raises(UnknownConnectionError, match="'partner' is not usable: base_url must"):
+    with pytest.raises(UnknownConnectionError, match="'partner' is not usable: base URL must"):
         get_client("partner")
 
 

@@ -59,7 +59,7 @@ def test_add_connection_stores_every_setting_and_the_secret_encrypted(partner, h
         (["staging", "--update", "--colour", "#000000"], "no connection named 'staging'"),
         (["staging", "--base-url", "http://127.0.0.1:9/"], "Give --client-secret-env VAR"),
         (["partner", "--update", "--colour", "red"], "--colour: A colour is #rrggbb"),
-        (["partner", "--update", "--rate-limit", "5/fortnight"], "rate_limit:"),
+        (["partner", "--update", "--rate-limit", "5/fortnight"], "rate limit:"),
         (["partner", "--update", "--client-secret-env", "UNSET_VAR_X"], "UNSET_VAR_X is not set"),
         (["partner", "--update", "--send-group", "nobody"], "No group is named 'nobody'"),
         (["default", "--update", "--base-url", "http://x/"], "--base-url cannot be set here"),
