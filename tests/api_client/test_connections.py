@@ -18,7 +18,7 @@ from django.db import connection
 from api_client import connections, encryption, tokens
 from api_client.client import get_client
 from api_client.connections import UnknownConnectionError
-from api_client.exceptions import RetryLaterError
+from api_client.exceptions import InvalidRequestError, ResponseTooLargeError, RetryLaterError
 from api_client.management.commands.rotate_encryption_key import rotate_tokens
 from api_client.models import Connection, Exchange, RatePause, Token
 from sandbox import stats
@@ -249,3 +249,25 @@ def test_a_dump_of_the_database_holds_no_client_secret_in_the_clear(partner):
             dump = "\n".join(db.iterdump())
     assert stored in dump  # the row is there, encrypted
     assert secret not in dump
+
+
+def test_confinement_bounds_and_redaction_hold_for_another_connection(partner, hostile):
+    client = get_client("partner")
+    with pytest.raises(InvalidRequestError):
+        client.get("../oauth/token")
+    partner.max_response_bytes = 100_000
+    partner.save()
+    client = get_client("partner")
+    with pytest.raises(ResponseTooLargeError):
+        client.get("huge", query={"mb": "1"})
+
+    echoed = client.get("echo-secrets")
+
+    token = client.tokens.get_token()
+    assert echoed.status == 200
+    for row in Exchange.objects.all():
+        stored = json.dumps(
+            [row.request_headers, row.request_body, row.response_headers, row.response_body]
+        )
+        assert token not in stored and HOSTILE_SECRET not in stored
+    assert not [r for r in hostile.received if "oauth/token" in r.path and r.method == "GET"]

@@ -16,7 +16,7 @@ from jobs.models import Job
 from tests.conftest import HOSTILE_ID, HOSTILE_SECRET
 from tests.helpers.exchanges import create_exchange
 
-from .conftest import client_for, make_user
+from .conftest import api_permissions, client_for, make_user
 from .helpers import ndjson
 
 
@@ -216,3 +216,28 @@ def test_the_default_connection_can_be_restricted_to_groups_too(partner, user, i
     assert refused.status_code == 403
     assert allowed.status_code == 200
     assert Exchange.objects.filter(kind="api").count() == 1
+
+
+def test_the_admin_s_job_item_and_token_pages_leave_out_unreadable_connections(partner, user):
+    from api_client.models import Token
+    from jobs.models import Item
+
+    mine = Job.objects.create(name="default job")
+    theirs = Job.objects.create(name="partner job", connection="partner")
+    Item.objects.create(job=mine, index=0, method="GET", path="/mine-item")
+    Item.objects.create(job=theirs, index=0, method="GET", path="/theirs-item")
+    Token.objects.create(credential_key="a", connection="default", client_id="mine-client")
+    Token.objects.create(credential_key="b", connection="partner", client_id="theirs-client")
+    admin = Client()
+    admin.force_login(user)
+    user.user_permissions.add(*api_permissions("view_token"))
+
+    jobs = admin.get("/admin/jobs/job/").content.decode()
+    items = admin.get("/admin/jobs/item/").content.decode()
+    token_list = admin.get("/admin/api_client/token/").content.decode()
+    their_job = admin.get(f"/admin/jobs/job/{theirs.pk}/change/", follow=True)
+
+    assert "default job" in jobs and "partner job" not in jobs
+    assert "/mine-item" in items and "/theirs-item" not in items
+    assert "mine-client" in token_list and "theirs-client" not in token_list
+    assert b"partner job" not in their_job.content
