@@ -33,7 +33,7 @@ from .connections import settings_for
 from .context import REQUEST_ID_HEADER, get_request_id
 from .deadline import current as current_deadline
 from .deadline import deadline
-from .exceptions import ApiError, InvalidRequestError, TokenError
+from .exceptions import ApiError, InvalidRequestError, RetryLaterError, TokenError
 from .ledger import LEDGER, SETTLE_GRACE
 from .messages import ApiRequest, ApiResponse, BatchResult, Call, Outcome, Reply
 from .models.connections import DEFAULT
@@ -43,6 +43,7 @@ from .recording import completion, pending_exchange
 from .redaction import redact_url
 from .tokens import REFUSES_FRESH_TOKENS, TokenManager
 from .transport import DEFAULT_HEADERS, Transport
+from .transport.retries import retry_after_seconds
 from .validation import (
     BODYLESS_METHODS,
     IDEMPOTENT_METHODS,
@@ -219,10 +220,24 @@ class ApiClient:
             self.limits.acquire(call.method, call.path, within=current.remaining())
             reply = self.transport.send(call.method, call.url, outcome.headers, call.body)
             reply.attempts += attempts
-            self.limits.observe(reply.status, reply.headers)
+            paused = self.limits.observe(reply.status, reply.headers)
             retry = call.method in IDEMPOTENT_METHODS and attempts < self.config.RETRIES
             if reply.status != 429 or not retry:
                 return reply
+            # What the API asked for (the pause is capped); longer than the call may wait, it
+            # fails now, saying when, rather than after a wait that cannot succeed.
+            header = next((v for k, v in reply.headers.items() if k.lower() == "retry-after"), None)
+            asked = retry_after_seconds(header) or paused
+            if asked > min(current.remaining(), self.config.RETRY_AFTER_MAX):
+                error = RetryLaterError(
+                    f"{urlsplit(call.url).netloc} answered 429 and asked to be called again in "
+                    f"{asked:g} s, longer than this call may wait (POC_API_RETRY_AFTER_MAX, "
+                    "POC_API_DEADLINE); retry after that.",
+                    retry_after=asked,
+                    status=429,
+                )
+                error.attempts, error.reply = reply.attempts, reply
+                raise error
             attempts = reply.attempts
             outcome.reply = reply  # what stands if the pause is longer than the call may wait
             logger.warning("Retrying %s %s after status 429", call.method, redact_url(call.path))

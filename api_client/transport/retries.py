@@ -53,6 +53,9 @@ class RetryPolicy(Retry):
     """
 
     state: CallState
+    # Not 429: urllib3 would sleep out its Retry-After inside the transport, unseen by the
+    # rate limiter, whose pause must hold every sender first (ApiClient._limited retries it).
+    RETRY_AFTER_STATUS_CODES = frozenset({413, 503})
 
     def new(self, **kw: Any) -> RetryPolicy:
         retry = super().new(**kw)

@@ -350,13 +350,6 @@ def test_an_idempotent_call_is_sent_again_once_the_pause_ends(hostile_config, ho
 
 
 @transactional
-@pytest.mark.xfail(
-    strict=True,
-    reason="urllib3's Retry retries a 429 with Retry-After itself (RETRY_AFTER_STATUS_CODES) "
-    "when RETRIES > 0: it sleeps in the transport, unseen by the limiter, and the retry takes "
-    "no place in the window. Fix: RetryPolicy.RETRY_AFTER_STATUS_CODES without 429 (then a "
-    "Retry-After past the deadline must still report its own value, not the clamped pause).",
-)
 def test_while_an_idempotent_call_waits_out_a_429_every_other_call_waits_too(
     hostile_config, hostile
 ):
