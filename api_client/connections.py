@@ -21,11 +21,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from .conf import ApiSettings, api_settings
 from .exceptions import InvalidRequestError
+from .grants import basic_credentials
 from .models.connections import DEFAULT, TUNABLES, Connection, UndecryptableSecret
 from .permissions import SEND, VIEW
 
@@ -113,7 +115,20 @@ def settings_for(name: str = DEFAULT) -> ApiSettings:
         config = seen.config
     with _seen_guard:
         _seen[name] = _Seen(config, now)
+        if config.CLIENT_SECRET:
+            _secrets.add(config.CLIENT_SECRET)
+            _secrets.add(basic_credentials(config).removeprefix("Basic "))
     return config
+
+
+_secrets: set[str] = set()  # every client secret this process has read (never forgotten)
+
+
+def known_client_secrets() -> tuple[str, ...]:
+    """The client secrets (and their Basic credentials) of every connection this process
+    has used: Django's error pages scrub them (``api_client.reporting``)."""
+    with _seen_guard:
+        return tuple(_secrets)
 
 
 def forget(name: str | None = None) -> None:
@@ -132,6 +147,7 @@ def _forget_saved(*, instance: Connection, **kwargs: Any) -> None:
     forget(instance.name)
 
 
+@receiver(post_delete, sender=Group)
 @receiver(m2m_changed, sender=Connection.send_groups.through)
 @receiver(m2m_changed, sender=Connection.read_groups.through)
 def _forget_groups(**kwargs: Any) -> None:

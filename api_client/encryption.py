@@ -148,10 +148,11 @@ def _warn_undecryptable(field: models.Field, ciphertext: str) -> None:
     _reported.add(digest)
     logger.warning(
         "A stored %s (%s) could not be decrypted with any key of %s (a wrong key, or "
-        "corrupted data); it is treated as missing and will be obtained anew.",
+        "corrupted data); %s.",
         field.verbose_name,
         field.model._meta.label if hasattr(field, "model") else "?",
         VARIABLE,
+        getattr(field, "when_undecryptable", "it is treated as missing and will be obtained anew"),
     )
 
 

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.views.debug import SafeExceptionReporterFilter
 
 from .conf import api_settings
+from .connections import known_client_secrets
 from .grants import basic_credentials
 from .redaction import scrub
 from .tokens import all_held_secrets
@@ -36,7 +37,7 @@ class _Shown:
 def held_secrets() -> tuple[str, ...]:
     config = api_settings()
     basic = basic_credentials(config).removeprefix("Basic ")
-    return (config.CLIENT_SECRET, basic, *all_held_secrets())
+    return (config.CLIENT_SECRET, basic, *known_client_secrets(), *all_held_secrets())
 
 
 class SecretsFilter(SafeExceptionReporterFilter):

@@ -74,21 +74,17 @@ class Runner:
         job = Job.objects.get(pk=self.job_id)
         if job.state != Job.State.RUNNING:
             return {"job": job.key, "sent": 0, "state": job.state}
-        try:
-            self.client = self._client or get_client(job.connection)
-        except UnknownConnectionError as exc:  # switched off (or broken) since it was planned
-            Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
-                state=Job.State.PAUSED, error=exc.message
-            )
-            return {"job": job.key, "sent": 0, "state": Job.State.PAUSED, "error": exc.message}
+        self.job = job
+        if not self._connect():
+            return {"job": job.key, "sent": 0, "state": Job.State.PAUSED}
         self.lease_seconds = self.client.config.DEADLINE + job_settings().LEASE_SLACK
         self.capacity = self.client.config.MAX_WORKERS  # this process's share, at most
-        self.job = job
         stream = POOL.stream(self._send, concurrency=self.capacity, size=self.capacity)
         idle_since = time.monotonic()
         renewed = time.monotonic()
         try:
             while not self.stopping.is_set():
+                self._connect()  # an edit or a switch-off in the admin reaches a running job
                 state = self._flush_and_claim(stream)
                 if self.held:
                     idle_since = time.monotonic()
@@ -105,6 +101,22 @@ class Runner:
         return {"job": self.job.key, "sent": self.sent}
 
     # --- the loop ------------------------------------------------------------------------
+
+    def _connect(self) -> bool:
+        """The client of the job's connection, as it is now (``settings_for`` reads it again
+        every few seconds); a connection switched off or broken pauses the job, saying why:
+        calls in flight finish, no new one starts."""
+        if self._client is not None:
+            self.client = self._client
+            return True
+        try:
+            self.client = get_client(self.job.connection)
+        except UnknownConnectionError as exc:
+            Job.objects.filter(pk=self.job_id, state=Job.State.RUNNING).update(
+                state=Job.State.PAUSED, error=exc.message
+            )
+            return False
+        return True
 
     def _collect(self, stream: Any, wait: float) -> None:
         """Take what has come back: wait up to ``wait`` for the first, then all that is ready."""

@@ -44,12 +44,18 @@ def console(request: HttpRequest) -> HttpResponse:
         context = {"missing": missing, "group": CONSOLE_GROUP}
         return render(request, "pocclient/no_permission.html", context, status=403)
     offered = connections.offered(request.user)
-    chosen = next((c for c in offered if c["can_send"]), offered[0] if offered else None)
-    name = chosen["name"] if chosen else DEFAULT
+    if not offered:  # the permissions, but no connection's groups
+        context = {"missing": [], "group": CONSOLE_GROUP, "no_connection": True}
+        return render(request, "pocclient/no_permission.html", context, status=403)
+    chosen = next((c for c in offered if c["can_send"]), offered[0])
     try:
-        client = get_client(name)
-    except UnknownConnectionError:  # default is always usable; another may have broken
-        client, name = get_client(), DEFAULT
+        client = get_client(chosen["name"])
+    except UnknownConnectionError:  # broken since it was listed: offer the others' first
+        usable = [c for c in offered if c["name"] == DEFAULT]
+        if not usable:
+            raise
+        client, chosen = get_client(), usable[0]
+    name = chosen["name"]
     notes = {
         "send": ""
         if can_send

@@ -13,7 +13,9 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.debug import sensitive_post_parameters
 
 from ..conf import api_settings
 from ..connections import row_problems
@@ -65,11 +67,17 @@ class ConnectionAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     filter_horizontal = ("send_groups", "read_groups")
 
+    @method_decorator(sensitive_post_parameters("client_secret"))
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        return super().changeform_view(request, *args, **kwargs)
+
     def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> Any:
         own = (None, {"fields": OWN_FIELDS})
         if obj is not None and obj.is_default:
             return (own, ("From the environment (POC_API_*)", {"fields": ("environment",)}))
-        api = ("base_url", "token_url", ("client_id", "client_auth"), "client_secret", "scope")
+        # Who may only view sees whether there is a secret: a read-only field would print it.
+        secret = "client_secret" if self.has_change_permission(request, obj) else "secret_state"
+        api = ("base_url", "token_url", ("client_id", "client_auth"), secret, "scope")
         bounds = ("rate_limit", *TUNABLES)
         return (
             own,
@@ -83,7 +91,16 @@ class ConnectionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Connection | None = None) -> Any:
         if obj is not None and obj.is_default:
             return ("name", "enabled", "environment")
+        if obj is not None and not self.has_change_permission(request, obj):
+            return (*OWN_FIELDS, *(f for f in CONFIG_FIELDS if f != "client_secret"),
+                    "secret_state")  # fmt: skip
         return ("name",) if obj is not None else ()
+
+    @admin.display(description="client secret")
+    def secret_state(self, obj: Connection) -> str:
+        if isinstance(obj.client_secret, UndecryptableSecret):
+            return "(set, but no key of POC_ENCRYPTION_KEY decrypts it)"
+        return "(set, not shown)" if obj.client_secret else "(empty)"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # switched off instead: exchanges and jobs name it

@@ -132,6 +132,13 @@ class TokenAdmin(SendsRequests, ByConnection, ReadOnlyAdmin):
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
         # Each selected token is its connection's, if that connection still holds it.
         for token in queryset:
+            if not may_send(request.user, token.connection):
+                self.message_user(
+                    request,
+                    f"You may not send with the connection {token.connection!r}.",
+                    messages.ERROR,
+                )
+                continue
             try:
                 client = get_client(token.connection)
             except UnknownConnectionError as exc:
@@ -144,13 +151,6 @@ class TokenAdmin(SendsRequests, ByConnection, ReadOnlyAdmin):
                     f"connection {token.connection!r}; only a connection's current token can be "
                     "refreshed.",
                     messages.WARNING,
-                )
-                continue
-            if not may_send(request.user, token.connection):
-                self.message_user(
-                    request,
-                    f"You may not send with the connection {token.connection!r}.",
-                    messages.ERROR,
                 )
                 continue
             try:

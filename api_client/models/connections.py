@@ -44,6 +44,10 @@ class UndecryptableSecret(str):
 
 
 class StrictEncryptedTextField(EncryptedTextField):
+    when_undecryptable = (
+        "the connection cannot be used until the old key is added or the secret is set again"
+    )
+
     def from_db_value(self, value, expression, connection):
         plain = super().from_db_value(value, expression, connection)
         return UndecryptableSecret() if value and not plain else plain

@@ -122,3 +122,41 @@ def test_the_summary_is_only_for_those_who_may_read_every_connection(db):
     assert browser.get("/admin/api_client/exchangesummary/").status_code == 200
     create_exchange(connection="partner")
     assert Exchange.objects.count() == 1
+
+
+def test_a_user_who_may_only_view_connections_never_sees_a_secret(db):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    row = Connection.objects.create(
+        name="partner",
+        base_url="http://127.0.0.1:9/",
+        token_url="http://127.0.0.1:9/t",
+        client_id="c",
+        client_secret="S3cr3t-partner-value-XYZ",
+    )
+    viewer = get_user_model().objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_connection"))
+    browser = Client()
+    browser.force_login(viewer)
+
+    page = browser.get(f"/admin/api_client/connection/{row.pk}/change/")
+
+    assert page.status_code == 200
+    assert "S3cr3t-partner-value-XYZ" not in page.content.decode()
+    assert "(set, not shown)" in page.content.decode()
+
+
+def test_error_pages_scrub_every_connection_s_secret_once_used(db):
+    from api_client import connections, reporting
+
+    Connection.objects.create(
+        name="partner",
+        base_url="http://127.0.0.1:9/",
+        token_url="http://127.0.0.1:9/t",
+        client_id="c",
+        client_secret="partner-only-secret-9876",
+    )
+    connections.settings_for("partner")
+
+    assert "partner-only-secret-9876" in reporting.held_secrets()

@@ -241,3 +241,49 @@ def test_the_admin_s_job_item_and_token_pages_leave_out_unreadable_connections(p
     assert "/mine-item" in items and "/theirs-item" not in items
     assert "mine-client" in token_list and "theirs-client" not in token_list
     assert b"partner job" not in their_job.content
+
+
+def test_switching_a_connection_off_pauses_its_running_job(partner, insider, hostile, job_worker):
+    import time
+
+    from jobs.models import Item
+
+    console = client_for(insider)
+    calls = [{"method": "GET", "path": "slow", "query": {"delay": "0.2"}} for _ in range(40)]
+    made = console.post_json(
+        "/api/jobs", {"connection": "partner", "concurrency": 2, "requests": calls}
+    )
+    assert made.status_code == 201, made.content
+    job = Job.objects.get()
+    for _ in range(200):  # until some are answered (bounded: 20 s)
+        if job.items.filter(state=Item.State.ANSWERED).exists():
+            break
+        time.sleep(0.1)
+    partner.enabled = False
+    partner.save()
+
+    for _ in range(300):  # until the worker has seen it (it reads the row every 5 s)
+        job.refresh_from_db()
+        if job.state == Job.State.PAUSED and not job.items.filter(state="leased").exists():
+            break
+        time.sleep(0.1)
+
+    assert job.state == Job.State.PAUSED
+    assert "'partner' is switched off" in job.error
+    left = job.items.filter(state=Item.State.PLANNED).count()
+    assert 0 < left < 40
+    sent = len(partner_api_calls(hostile))
+    assert sent == 40 - left  # the rest were never sent
+    refused = console.post_json(f"/api/jobs/{job.key}/resume", {})
+    assert refused.status_code == 409 and "switched off" in refused.json()["error"]["message"]
+
+
+def test_a_user_with_no_connection_open_to_them_gets_a_page_saying_so(partner, user):
+    default = Connection.objects.get(name="default")
+    default.send_groups.add(Group.objects.get(name="partner senders"))
+
+    page = client_for(user).get("/")
+
+    assert page.status_code == 403
+    assert b'id="no-connection"' in page.content
+    assert b"sandbox" not in page.content  # nothing of default's: no base URL, no token

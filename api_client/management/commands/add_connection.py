@@ -18,7 +18,7 @@ from django.db import transaction
 from api_client.connections import row_problems
 from api_client.management.base import ApiCommand, bad_input, connection_name
 from api_client.models import Connection
-from api_client.models.connections import DEFAULT, TUNABLES
+from api_client.models.connections import DEFAULT, TUNABLES, UndecryptableSecret
 
 API_OPTIONS = ("base_url", "token_url", "client_id", "scope", "client_auth", "rate_limit")
 
@@ -107,6 +107,12 @@ class Command(ApiCommand):
             if variable not in os.environ:
                 raise bad_input(f"The environment variable {variable} is not set.")
             given["client_secret"] = os.environ[variable]
+        if isinstance(row.client_secret, UndecryptableSecret) and "client_secret" not in given:
+            raise bad_input(
+                f"The stored client secret of {name!r} cannot be decrypted with any key of "
+                "POC_ENCRYPTION_KEY; add the old key, or give the secret again with "
+                "--client-secret-env VAR. Nothing was saved."
+            )
         if row.pk is None and not row.is_default and "client_secret" not in given:
             raise bad_input(
                 "Give --client-secret-env VAR, the environment variable that holds the client "

@@ -129,3 +129,19 @@ def test_purge_exchanges_with_a_connection_deletes_only_its_rows(partner, run):
 
     assert done.status == 0, done.err
     assert list(Exchange.objects.values_list("connection", flat=True)) == ["default"]
+
+
+def test_an_update_never_overwrites_a_secret_no_key_decrypts(partner, run, settings):
+    from api_client import connections
+
+    stored = Connection.objects.filter(pk=partner.pk).values_list(
+        encryption.stored("client_secret"), flat=True
+    )
+    before = stored.get()
+    settings.POC_ENCRYPTION_KEYS = ["pYVBe3b4QRVKxkzqo-IvQQWNWfZRGiNSC07iAFHDmvY="]
+    connections.forget()
+
+    done = run("add_connection", "partner", "--update", "--colour", "#123456")
+
+    assert done.status == 2 and "cannot be decrypted" in done.err
+    assert stored.get() == before
