@@ -18,6 +18,7 @@ NOT_OURS = {"db_worker"}  # django-tasks-db's worker, wrapped: it waits for tabl
 NO_TABLES = "CommandError: The database has no tables yet; run `manage.py migrate` first.\n"
 # Arguments that get each command past argparse; a new command needing some belongs here.
 ARGUMENTS = {
+    "add_connection": ["staging"],
     "api_request": ["GET", "whoami"],
     "send_batch": ["-"],
     "purge_exchanges": ["--older-than", "1"],
