@@ -24,7 +24,11 @@ def ensure_console_users_group(
     if app_config.label != "api_client":
         return
     from django.contrib.auth.models import Group, Permission
+    from django.db import connections
 
+    # `migrate api_client 0001` on a new database runs this before auth's tables exist.
+    if Group._meta.db_table not in connections[using].introspection.table_names():
+        return
     group, _ = Group.objects.using(using).get_or_create(name=CONSOLE_USERS)
     codenames = [name.split(".", 1)[1] for name in (SEND, VIEW)]
     group.permissions.add(

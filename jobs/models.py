@@ -10,8 +10,9 @@ rest are planned (waiting) or leased (taken by a worker, maybe in flight).
 """
 
 import uuid
+from typing import Any
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -79,6 +80,41 @@ class ItemQuerySet(models.QuerySet):
         return self.filter(state__in=Item.FINISHED)
 
 
+class ItemManager(models.Manager.from_queryset(ItemQuerySet)):
+    def plan_rows(self, job: "Job", rows: list[tuple[Any, ...]]) -> None:
+        """Insert planned items, ``rows`` of ``PLANNED_COLUMNS`` values, in one prepared
+        ``executemany``: ``bulk_create`` spends most of its time building an INSERT of many
+        rows (and an instance per row) that costs more than writing them (BENCHMARKS.md)."""
+        if not rows:
+            return
+        connection = connections[self.db]
+        meta = self.model._meta
+        headers = meta.get_field("headers")
+        fixed = [
+            (field, field.get_db_prep_save(field.get_default(), connection))
+            for field in meta.local_concrete_fields
+            if field.attname not in ("id", "job_id", *PLANNED_COLUMNS)
+        ]
+        quote = connection.ops.quote_name
+        columns = ["job_id", *PLANNED_COLUMNS, *(field.column for field, _ in fixed)]
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, columns))}) "  # noqa: S608 (names from the model)
+            f"VALUES ({', '.join(['%s'] * len(columns))})"
+        )
+        constants = tuple(value for _, value in fixed)
+        params = [
+            (job.pk, index, method, path, headers.get_db_prep_save(h, connection), body, key,
+             *constants)
+            for index, method, path, h, body, key in rows
+        ]  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+
+
+# What planning gives each item (``ItemManager.plan_rows``); every other column its default.
+PLANNED_COLUMNS = ("index", "method", "path", "headers", "body", "idempotency_key")
+
+
 class Item(models.Model):
     class State(models.TextChoices):
         PLANNED = "planned", "planned"
@@ -119,7 +155,7 @@ class Item(models.Model):
     )
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ItemQuerySet.as_manager()
+    objects = ItemManager()
 
     class Meta:
         ordering = ["job", "index"]

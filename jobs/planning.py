@@ -101,15 +101,14 @@ def plan(
                 continue
             if problems:
                 continue  # the job will not be kept: check the rest, write nothing more
-            chunk.append(_item(job, total, call, header))
+            chunk.append(_row(total, call, header))
             total += 1
             if len(chunk) >= CHUNK:
-                Item.objects.bulk_create(chunk)
+                Item.objects.plan_rows(job, chunk)
                 chunk = []
         if problems:
             raise PlanningError(problems, count)
-        if chunk:
-            Item.objects.bulk_create(chunk)
+        Item.objects.plan_rows(job, chunk)
     except BaseException:
         job.delete()
         raise
@@ -121,16 +120,10 @@ def plan(
     return job
 
 
-def _item(job: Job, index: int, call: Call, header: str) -> Item:
-    return Item(
-        job=job,
-        index=index,
-        method=call.method,
-        path=call.path,
-        headers=call.headers,
-        body=call.body.decode() if call.body is not None else None,
-        idempotency_key=uuid.uuid4().hex if header else "",
-    )
+def _row(index: int, call: Call, header: str) -> tuple[Any, ...]:
+    """An item's ``PLANNED_COLUMNS``."""
+    body = call.body.decode() if call.body is not None else None
+    return (index, call.method, call.path, call.headers, body, uuid.uuid4().hex if header else "")
 
 
 def _header_name(name: str) -> str:
