@@ -119,7 +119,7 @@ class ApiClient:
             return cap
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= cap:
             raise InvalidRequestError(
-                f"Concurrency must be between 1 and {cap} (POC_API_MAX_WORKERS).",
+                f"Concurrency must be between 1 and {cap} ({self.config.named('MAX_WORKERS')}).",
                 field="concurrency",
             )
         return value
@@ -231,8 +231,8 @@ class ApiClient:
             if asked > min(current.remaining(), self.config.RETRY_AFTER_MAX):
                 error = RetryLaterError(
                     f"{urlsplit(call.url).netloc} answered 429 and asked to be called again in "
-                    f"{asked:g} s, longer than this call may wait (POC_API_RETRY_AFTER_MAX, "
-                    "POC_API_DEADLINE); retry after that.",
+                    f"{asked:g} s, longer than this call may wait "
+                    f"({self.config.named('RETRY_AFTER_MAX', 'DEADLINE')}); retry after that.",
                     retry_after=asked,
                     status=429,
                 )

@@ -92,6 +92,14 @@ class ApiSettings:
             found.append("POC_EXCHANGE_RETENTION_DAYS must be 0 (keep) or more.")
         return found
 
+    def named(self, *settings: str) -> str:
+        """How a message names ``settings`` for a person to change: the environment's
+        variables for ``default``, the connection's fields for any other."""
+        if self.NAME == "default":
+            return ", ".join(f"POC_API_{name}" for name in settings)
+        fields = ", ".join(name.lower() for name in settings)
+        return f"the connection {self.NAME!r}: {fields}"
+
     def with_overrides(self, **changes: Any) -> "ApiSettings":
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)

@@ -80,8 +80,8 @@ class Transport:
             if not IN_FLIGHT.enter(self.config.MAX_WORKERS, current.remaining()):
                 raise ApiTimeoutError(
                     f"{self.config.MAX_WORKERS} calls were in flight in this process until the "
-                    f"deadline of {current.seconds:g} s passed (POC_API_MAX_WORKERS, "
-                    "POC_API_DEADLINE); nothing was sent."
+                    f"deadline of {current.seconds:g} s passed "
+                    f"({self.config.named('MAX_WORKERS', 'DEADLINE')}); nothing was sent."
                 )
             try:
                 return self._send(method, url, headers, body, current)
@@ -131,7 +131,7 @@ class Transport:
             error = RetryLaterError(
                 f"{host} answered {reply.status} and asked to be called again in "
                 f"{state.retry_later:g} s, longer than this call may wait "
-                f"(POC_API_RETRY_AFTER_MAX, POC_API_DEADLINE); retry after that.",
+                f"({self.config.named('RETRY_AFTER_MAX', 'DEADLINE')}); retry after that.",
                 retry_after=state.retry_later,
                 status=reply.status,
             )
@@ -164,7 +164,8 @@ class Transport:
                 error = ResponseTooLargeError(
                     f"The API's answer is larger than {limit} bytes"
                     f"{' after decompression' if response.headers.get('Content-Encoding') else ''}"
-                    " (POC_API_MAX_RESPONSE_BYTES); it was not read past that, and the exchange "
+                    f" ({self.config.named('MAX_RESPONSE_BYTES')}); it was not read past that, "
+                    "and the exchange "
                     "keeps its first part.",
                     status=reply.status,
                 )

@@ -53,12 +53,13 @@ def network_error(
     ):
         return ApiTimeoutError(
             f"Connecting to {host} timed out after {config.CONNECT_TIMEOUT:g} s "
-            "(POC_API_CONNECT_TIMEOUT)."
+            f"({config.named('CONNECT_TIMEOUT')})."
         )
     if any(isinstance(e, ReadTimeoutError | TimeoutError) for e in chain):
         return _may_have_arrived(
             ApiTimeoutError(
-                f"{host} did not answer within {config.READ_TIMEOUT:g} s (POC_API_READ_TIMEOUT)."
+                f"{host} did not answer within {config.READ_TIMEOUT:g} s "
+                f"({config.named('READ_TIMEOUT')})."
             )
         )
     if any(isinstance(e, ProtocolError) for e in chain):

@@ -258,7 +258,7 @@ def test_confinement_bounds_and_redaction_hold_for_another_connection(partner, h
     partner.max_response_bytes = 100_000
     partner.save()
     client = get_client("partner")
-    with pytest.raises(ResponseTooLargeError):
+    with pytest.raises(ResponseTooLargeError, match="the connection 'partner': max_response_b"):
         client.get("huge", query={"mb": "1"})
 
     echoed = client.get("echo-secrets")
