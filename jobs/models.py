@@ -12,7 +12,7 @@ rest are planned (waiting) or leased (taken by a worker, maybe in flight).
 import uuid
 from typing import Any
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -107,7 +107,8 @@ class ItemManager(models.Manager.from_queryset(ItemQuerySet)):
              *constants)
             for index, method, path, h, body, key in rows
         ]  # fmt: skip
-        with connection.cursor() as cursor:
+        # One transaction: in autocommit, sqlite3 commits each row of an executemany.
+        with transaction.atomic(using=self.db), connection.cursor() as cursor:
             cursor.executemany(sql, params)
 
 
