@@ -39,6 +39,7 @@ from api_client.connections import UnknownConnectionError
 from api_client.context import actor_scope
 from api_client.exceptions import ApiError, LedgerError, RetryLaterError
 from api_client.messages import ApiRequest, ApiResponse, Call
+from api_client.models.prepared import update_by_pk
 from api_client.pool import POOL
 from api_client.ratelimit import pause_asked
 from api_client.validation import IDEMPOTENT_METHODS
@@ -271,7 +272,10 @@ class Runner:
                 state=Item.State.LEASED,
             ).values_list("id", flat=True)
         )
-        Item.objects.bulk_update([item for item in items if item.pk in owned], fields)
+        rows = [
+            (item.pk, {n: getattr(item, n) for n in fields}) for item in items if item.pk in owned
+        ]
+        update_by_pk(Item, rows)
 
 
 def _later(seconds: float) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from django.db.models.functions import Concat
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
+from .prepared import update_by_pk
+
 
 class PrefixField(models.CharField):
     """The first ``max_length`` characters of another field, set whenever a row is saved or
@@ -164,7 +166,6 @@ class ExchangeManager(models.Manager.from_queryset(ExchangeQuerySet)):
     """
 
     _insert_sql: dict[str, str] = {}
-    _update_sql: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def record(self, exchange: "Exchange") -> int:
         connection = connections[self.db]
@@ -186,27 +187,7 @@ class ExchangeManager(models.Manager.from_queryset(ExchangeQuerySet)):
 
     def complete(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         """Set each row's ``fields`` (the same names for every row), by primary key."""
-        if not rows:
-            return
-        connection = connections[self.db]
-        meta = self.model._meta
-        names = tuple(rows[0][1])
-        fields = [meta.get_field(name) for name in names]
-        key = (connection.alias, names)
-        sql = self._update_sql.get(key)
-        if sql is None:
-            quote = connection.ops.quote_name
-            assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-            table, pk = quote(meta.db_table), quote(meta.pk.column)
-            # Names come from the model's own fields, never from input.
-            sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
-            self._update_sql[key] = sql
-        params = [
-            [f.get_db_prep_save(values[f.name], connection) for f in fields] + [pk]
-            for pk, values in rows
-        ]
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, params)
+        update_by_pk(self.model, rows, self.db)
 
     def _compile_insert(self, connection, fields: list) -> str:
         query = InsertQuery(self.model)
