@@ -126,40 +126,64 @@ class Upkeep(threading.Thread):
             connections.close_all()
 
 
-class EmbeddedWorker:
-    """django-tasks-db's worker in a thread of this process, with its upkeep."""
+# django-tasks-db's worker runs one task at a time, and a job's task runs until the job ends:
+# with one thread, a long job on one connection would hold back every other job. The threads
+# share the process's pool (``POC_API_MAX_WORKERS`` calls in flight), taking turns.
+EMBEDDED_THREADS = 4
 
-    def __init__(self) -> None:
+
+class EmbeddedWorker:
+    """django-tasks-db's worker in ``EMBEDDED_THREADS`` threads of this process (one worker
+    id: they live and die with it), with its upkeep."""
+
+    def __init__(self, threads: int = EMBEDDED_THREADS) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
 
         from .runner import worker_name
 
         self.worker_id = worker_name()
-        self.worker = Worker(
-            queue_names=["default"],
-            excluded_queue_names=[],
-            interval=1.0,
-            batch=False,
-            backend_name="default",
-            startup_delay=False,
-            max_tasks=None,
-            worker_id=self.worker_id,
-        )
+        self.workers = [
+            Worker(
+                queue_names=["default"],
+                excluded_queue_names=[],
+                interval=1.0,
+                batch=False,
+                backend_name="default",
+                startup_delay=False,
+                max_tasks=None,
+                worker_id=self.worker_id,
+            )
+            for _ in range(threads)
+        ]
         self.upkeep = Upkeep(self.worker_id, embedded=True)
-        self.thread = threading.Thread(target=self._run, name="jobs-worker", daemon=True)
+        self.threads = [
+            threading.Thread(target=self._run, args=(worker,), name=f"jobs-worker-{n}", daemon=True)
+            for n, worker in enumerate(self.workers)
+        ]
+
+    @property
+    def worker(self) -> Any:
+        return self.workers[0]
+
+    def set_interval(self, seconds: float) -> None:
+        for worker in self.workers:
+            worker.interval = seconds
 
     def start(self) -> None:
         self.upkeep.start()
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self.worker.running = False
+        for worker in self.workers:
+            worker.running = False
         self.upkeep.stopped.set()
-        self.thread.join(timeout)
+        for thread in self.threads:
+            thread.join(timeout)
 
-    def _run(self) -> None:
+    def _run(self, worker: Any) -> None:
         try:
-            self.worker.run()  # never installs signal handlers; ends when running is False
+            worker.run()  # never installs signal handlers; ends when running is False
         finally:
             connections.close_all()
 

@@ -114,7 +114,7 @@ def job_worker(transactional_db) -> Iterator[EmbeddedWorker]:
     ``POST /api/batch`` and ``POST /api/jobs`` make jobs that it runs. It looks for tasks every
     50 ms rather than every second, so that a test's batch does not wait for it."""
     worker = EmbeddedWorker()
-    worker.worker.interval = 0.05
+    worker.set_interval(0.05)
     worker.start()
     yield worker
     worker.stop()

@@ -287,3 +287,27 @@ def test_a_user_with_no_connection_open_to_them_gets_a_page_saying_so(partner, u
     assert page.status_code == 403
     assert b'id="no-connection"' in page.content
     assert b"sandbox" not in page.content  # nothing of default's: no base URL, no token
+
+
+def test_a_long_job_on_one_connection_never_holds_back_a_job_on_another(
+    partner, insider, hostile, job_worker
+):
+    import time
+
+    console = client_for(insider)
+    slow = [{"method": "GET", "path": "slow", "query": {"delay": "0.2"}} for _ in range(40)]
+    long = console.post_json(
+        "/api/jobs", {"connection": "partner", "concurrency": 1, "requests": slow}
+    ).json()
+    short = console.post_json(
+        "/api/jobs", {"requests": [{"method": "GET", "path": "echo"}] * 3}
+    ).json()
+
+    for _ in range(300):  # bounded: 30 s
+        if Job.objects.get(key=short["key"]).state == Job.State.FINISHED:
+            break
+        time.sleep(0.1)
+
+    assert Job.objects.get(key=short["key"]).state == Job.State.FINISHED
+    assert Job.objects.get(key=long["key"]).state == Job.State.RUNNING  # still going, beside it
+    Job.objects.filter(key=long["key"]).update(state=Job.State.CANCELLED)
