@@ -16,7 +16,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import AdminSite
-from django.core.checks import CheckMessage, Error, Warning, register, run_checks
+from django.core.checks import CheckMessage, Error, Tags, Warning, register, run_checks
 from django.http import HttpRequest, HttpResponse
 
 from . import encryption
@@ -48,6 +48,43 @@ def check_api_settings(
             Error(problem, hint="Fix the environment variable and restart.", id="api_client.E001")
         )
     return messages
+
+
+@register(Tags.database)
+def check_connections(
+    app_configs: Sequence[AppConfig] | None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W003: an enabled connection that cannot be used (``check --database default``, and
+    ``migrate``, which read the database; plain ``check`` does not)."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from .connections import UnknownConnectionError, settings_for
+    from .models import Connection
+
+    found: list[CheckMessage] = []
+    try:
+        names = list(
+            Connection.objects.filter(enabled=True)
+            .exclude(name="default")
+            .values_list("name", flat=True)
+        )
+    except DatabaseError:  # not migrated yet: migrate's own checks run before its tables
+        return []
+    for name in names:
+        try:
+            settings_for(name)
+        except UnknownConnectionError as exc:
+            found.append(
+                Warning(
+                    exc.message,
+                    hint="Fix it in the admin (Connections) or with `manage.py add_connection "
+                    f"{name} --update ...`, or switch it off.",
+                    id="api_client.W003",
+                )
+            )
+    return found
 
 
 @register()

@@ -130,3 +130,24 @@ def test_the_admin_index_has_no_warning_on_postgresql(admin_client, monkeypatch)
 
     assert W001 not in page
     assert "Site administration" in page
+
+
+@pytest.mark.django_db
+def test_an_enabled_connection_that_cannot_be_used_is_a_warning_naming_it():
+    from api_client.models import Connection
+
+    Connection.objects.create(
+        name="broken", base_url="ftp://example.com/", token_url="http://127.0.0.1:9/t",
+        client_id="c", client_secret="s",
+    )  # fmt: skip
+    Connection.objects.create(
+        name="off", enabled=False, base_url="ftp://example.com/", token_url="x", client_id="c"
+    )
+
+    found = [m for m in run_checks(databases=["default"]) if m.id == "api_client.W003"]
+    without_database = [m for m in run_checks() if m.id == "api_client.W003"]
+
+    assert [m.msg for m in found] == [
+        "The connection 'broken' is not usable: base URL must be an absolute http(s) URL."
+    ]
+    assert without_database == []
