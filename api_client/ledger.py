@@ -220,8 +220,9 @@ class Ledger:
                 return
 
     def _write(self, ops: list[_Op]) -> None:
-        close_old_connections()
         try:
+            # Inside the try: whatever it raises fails these ops, never the writer thread.
+            close_old_connections()
             with transaction.atomic():
                 self._apply(ops)
             self.commits += 1

@@ -56,8 +56,7 @@ def expiry(expires_at: datetime | None, now: datetime | None = None) -> str:
 @admin.register(Token)
 class TokenAdmin(SendsRequests, ByConnection, ReadOnlyAdmin):
     list_display = (
-        "connection",
-        "client_id",
+        "credential",
         "short_token_url",
         "state",
         "masked",
@@ -85,6 +84,10 @@ class TokenAdmin(SendsRequests, ByConnection, ReadOnlyAdmin):
     )
     fields = readonly_fields
     actions = ("refresh_now",)
+
+    @admin.display(description="connection: client", ordering="client_id")
+    def credential(self, obj: Token) -> str:
+        return f"{obj.connection}: {obj.client_id}"
 
     @admin.display(description="token URL", ordering="token_url")
     def short_token_url(self, obj: Token) -> str:
