@@ -167,14 +167,16 @@ class ApiClient:
         *,
         batch_id: str = "",
         token_failures_since: datetime | None = None,
-        wait: bool = True,
+        wait: bool = False,
         reference: str = "",
     ) -> ApiResponse:
         """Send a prepared call with a bearer token; one refresh and one retry after a 401.
 
-        ``token_failures_since`` is passed on to ``TokenManager.get_token``; ``wait=False``
-        (a batch) returns before the end of the call is committed to the log; ``reference``
-        is stored on its exchange (a job's item finds its exchange by it).
+        ``token_failures_since`` is passed on to ``TokenManager.get_token``. The call returns
+        before its end is committed to the log (its pending row was, before it left; this
+        process's reads of the log wait for the end: ``Ledger.read_barrier``); ``wait=True``
+        returns after. ``reference`` is stored on its exchange (a job's item finds its
+        exchange by it).
         """
         headers = self._headers(call, {"Accept": "application/json"})
         if call.body is not None:
@@ -275,7 +277,7 @@ class ApiClient:
         attempt: Callable[[Outcome], Reply],
         *,
         batch_id: str = "",
-        wait: bool = True,
+        wait: bool = False,
         reference: str = "",
     ) -> ApiResponse:
         """Record the call as pending, run ``attempt``, time it, record what became of it,

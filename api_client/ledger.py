@@ -11,8 +11,10 @@ end) belongs to a process that died; it is shown as unknown, and the writer mark
 One writer, group commit. Request threads, batch workers, token requests and commands hand
 their rows to the process's writer thread and wait only for what they must: ``open`` waits
 for the pending row's commit (the request may not leave before it); ``close`` waits only when
-asked (single calls, so that whoever made one can read its record at once; batches do not,
-and ``flush`` at their end). The writer takes whatever is waiting and writes it in one short
+asked, so a completion shares the commit of the next call's pending row (a sequential caller
+pays one commit per call, not two). Reads of the log in this process pass ``read_barrier``
+first (``ExchangeQuerySet``): whoever made a call reads its end at once; another process may
+see it pending for the moment before the commit. Batches ``flush`` at their end. The writer takes whatever is waiting and writes it in one short
 transaction: inserts, then the completions (one prepared UPDATE, many rows), then the
 per-minute rollup (``ExchangeRollup``) that the admin's summary reads. Instead of every thread
 taking SQLite's write lock in turn (and sleeping in its busy handler between tries), one
@@ -46,6 +48,7 @@ from django.utils import timezone
 
 from .exceptions import LedgerError
 from .models import Exchange, ExchangeRollup
+from .models.exchanges import READ_BARRIER
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ ANALYZE_SECONDS = 3600.0
 COALESCE_SECONDS = 0.002  # longest a completion waits for company in its commit
 SETTLE_GRACE = timedelta(seconds=60)  # after its deadline, for the end of a call to be written
 WAIT_SECONDS = 60.0  # longest a caller waits for its row (the database's lock timeout is 20 s)
+BARRIER_SECONDS = 5.0  # longest a read of the log waits for this process's writes
 ABANDONED = (
     "The process that sent this call stopped before it could record how the call ended; "
     "the API may have received it."
@@ -100,6 +104,8 @@ class Ledger:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._queued = 0  # ops handed over and not yet written
+        self._submitted = 0  # ops ever handed over, and ever written (or failed): FIFO, so
+        self._settled = 0  # every op before the n-th submitted is done once settled >= n
         self._written = threading.Condition(self._lock)
         self._next_sweep = 0.0
         self._next_analyze = 0.0
@@ -163,6 +169,20 @@ class Ledger:
         with self._written:
             return self._written.wait_for(lambda: self._queued == 0, timeout=timeout)
 
+    def read_barrier(self, alias: str = "default") -> None:
+        """Before a read of the log: wait until what this process handed over before now is
+        written, so that a single call's caller reads its completion (``close`` does not wait
+        for it). Not in the writer, and not inside a transaction: the caller may hold SQLite's
+        write lock there, which the writer would wait for."""
+        target = self._submitted
+        if self._settled >= target or threading.current_thread() is self._thread:
+            return
+        if connections[alias].in_atomic_block:
+            return
+        with self._written:
+            if not self._written.wait_for(lambda: self._settled >= target, timeout=BARRIER_SECONDS):
+                logger.warning("Reading the exchange log before this process's last writes")
+
     def stop(self) -> None:
         """Write what is queued, then end the writer (it closes its connection); the next
         call starts a new one. At process exit, and in tests that change database settings."""
@@ -177,6 +197,7 @@ class Ledger:
     def _submit(self, op: _Op) -> None:
         with self._lock:
             self._queued += 1
+            self._submitted += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="api-ledger", daemon=True)
                 self._thread.start()
@@ -296,6 +317,7 @@ class Ledger:
     def _settle(self, count: int) -> None:
         with self._written:
             self._queued -= count
+            self._settled += count
             self._written.notify_all()
 
     def _sweep_when_due(self) -> None:
@@ -387,4 +409,5 @@ def sweep() -> int:
 
 
 LEDGER = Ledger()
+READ_BARRIER.append(LEDGER.read_barrier)
 atexit.register(LEDGER.stop)

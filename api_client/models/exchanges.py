@@ -32,6 +32,11 @@ class PrefixField(models.CharField):
         return value
 
 
+def _read_barrier(alias: str) -> None:
+    for barrier in READ_BARRIER:
+        barrier(alias)
+
+
 class StatusClass(models.IntegerChoices):
     """What the history, the admin and the summary group statuses by: the hundreds digit,
     0 for a call that got no answer. ``key`` is how a query string spells it (``4xx``)."""
@@ -65,7 +70,29 @@ PURGE_SECONDS_PER_BATCH = 0.05
 PURGE_MAX_BATCH = 50_000
 
 
+# Set by ``api_client.ledger``: called before a read of the log, so that a process reads its
+# own calls as they ended (a single call returns before its completion is committed).
+READ_BARRIER: list[Callable[[str], None]] = []
+
+
 class ExchangeQuerySet(models.QuerySet):
+    def _fetch_all(self) -> None:
+        if self._result_cache is None:
+            _read_barrier(self.db)
+        super()._fetch_all()
+
+    def count(self) -> int:
+        _read_barrier(self.db)
+        return super().count()
+
+    def exists(self) -> bool:
+        _read_barrier(self.db)
+        return super().exists()
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        _read_barrier(self.db)
+        return super().aggregate(*args, **kwargs)
+
     def failed(self) -> "ExchangeQuerySet":
         return self.filter(FAILED)
 

@@ -49,6 +49,7 @@ def test_every_result_carries_the_id_of_its_exchange_committed_before_the_batch_
 
 def test_many_rows_share_a_commit(api):
     api.get("whoami")
+    LEDGER.flush()  # its end is written after it returns
     commits, rows = LEDGER.commits, LEDGER.rows
 
     api.request_many([ECHO] * 64, concurrency=16)
