@@ -14,9 +14,10 @@ for the pending row's commit (the request may not leave before it); ``close`` wa
 asked, so a completion shares the commit of the next call's pending row (a sequential caller
 pays one commit per call, not two). Reads of the log in this process pass ``read_barrier``
 first (``ExchangeQuerySet``): whoever made a call reads its end at once; another process may
-see it pending for the moment before the commit. Batches ``flush`` at their end. The writer takes whatever is waiting and writes it in one short
-transaction: inserts, then the completions (one prepared UPDATE, many rows), then the
-per-minute rollup (``ExchangeRollup``) that the admin's summary reads. Instead of every thread
+see it pending for the moment before the commit. Batches ``flush`` at their end. The writer
+takes whatever is waiting and writes it in one short transaction: inserts, then the
+completions (one prepared UPDATE, many rows), then the per-minute rollup (``ExchangeRollup``)
+that the admin's summary reads. Instead of every thread
 taking SQLite's write lock in turn (and sleeping in its busy handler between tries), one
 thread per process does, once for many rows.
 
