@@ -54,6 +54,15 @@ def stop_the_ledger_at_the_end(django_db_setup, django_db_blocker) -> Iterator[N
     LEDGER.stop()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A test's last calls may end after it returns (their completions are written later):
+    they are written while its database is still there, before its fixtures are torn down
+    (on PostgreSQL a late write would deadlock with the flush's TRUNCATE)."""
+    LEDGER.flush(timeout=30)
+    return (yield)
+
+
 @pytest.fixture(autouse=True)
 def no_embedded_worker(settings) -> None:
     """Jobs run where a test says (a Runner, a worker process), not in a worker that the
