@@ -36,7 +36,7 @@ from .deadline import deadline
 from .exceptions import ApiError, InvalidRequestError, RetryLaterError, TokenError
 from .ledger import LEDGER, SETTLE_GRACE
 from .messages import ApiRequest, ApiResponse, BatchResult, Call, Outcome, Reply
-from .models.connections import DEFAULT
+from .models.connections import DEFAULT, scoped
 from .pool import iter_in_threads
 from .ratelimit import RateLimiter, parse_rules
 from .recording import completion, pending_exchange
@@ -68,9 +68,7 @@ class ApiClient:
         self.config = config or api_settings()
         self.transport = Transport(self.config)
         # One connection's limits and pauses never slow another's, even on the same API.
-        scope = self.config.base_url
-        if self.config.NAME != "default":  # default's keys stay as they were
-            scope = f"{scope}\nconnection={self.config.NAME}"
+        scope = scoped(self.config.base_url, self.config.NAME)
         self.limits = RateLimiter(
             parse_rules(self.config.RATE_LIMIT, scope),
             scope=scope,

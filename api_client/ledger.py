@@ -17,9 +17,9 @@ first (``ExchangeQuerySet``): whoever made a call reads its end at once; another
 see it pending for the moment before the commit. Batches ``flush`` at their end. The writer
 takes whatever is waiting and writes it in one short transaction: inserts, then the
 completions (one prepared UPDATE, many rows), then the per-minute rollup (``ExchangeRollup``)
-that the admin's summary reads. Instead of every thread
-taking SQLite's write lock in turn (and sleeping in its busy handler between tries), one
-thread per process does, once for many rows.
+that the admin's summary reads. Instead of every thread taking SQLite's write lock in turn
+(and sleeping in its busy handler between tries), one thread per process does, once for many
+rows.
 
 Inside a transaction. A call made while the caller's connection is in an atomic block is
 recorded on that connection instead (its own savepoint): the writer's connection could not

@@ -94,6 +94,13 @@ class JobChangeList(ChangeList):
         self.result_list = jobs
 
 
+def _refusal(request: HttpRequest, job: Job) -> str:
+    """Why the user may not act on ``job`` (``""`` when they may)."""
+    if may_send(request.user, job.connection):
+        return ""
+    return f"Job {job.key}: you may not send with {job.connection!r}."
+
+
 def _job_action(
     action: Callable[[Job], Any], done: str, description: str
 ) -> Callable[[Any, HttpRequest, QuerySet[Job]], None]:
@@ -103,8 +110,8 @@ def _job_action(
     def apply(model_admin: JobAdmin, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         changed, refused = [], []
         for job in queryset:
-            if not may_send(request.user, job.connection):
-                refused.append(f"Job {job.key}: you may not send with {job.connection!r}.")
+            if refusal := _refusal(request, job):
+                refused.append(refusal)
                 continue
             try:
                 action(job)
@@ -127,8 +134,8 @@ def _resend(state: str) -> Callable[[Any, HttpRequest, QuerySet[Job]], None]:
     def apply(model_admin: JobAdmin, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         total, refused, none = 0, [], []
         for job in queryset:
-            if not may_send(request.user, job.connection):
-                refused.append(f"Job {job.key}: you may not send with {job.connection!r}.")
+            if refusal := _refusal(request, job):
+                refused.append(refusal)
                 continue
             try:
                 count = job_actions.resend(job, state)

@@ -10,7 +10,6 @@ messages per field (``__all__`` for the input as a whole), as Django forms produ
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -26,7 +25,7 @@ from api_client.client import ApiClient, get_client
 from api_client.connections import UnknownConnectionError, may_read, may_send, readable
 from api_client.context import get_request_id
 from api_client.models import Connection
-from api_client.models.connections import DEFAULT, NAME_PATTERN, NAME_RULE
+from api_client.models.connections import DEFAULT, NAME_RULE, is_name
 from api_client.permissions import CONSOLE_USERS, SEND, VIEW
 
 logger = logging.getLogger(__name__)
@@ -169,7 +168,7 @@ def connection_name(value: Any) -> str:
     """A ``connection`` as the input gave it (absent: ``default``); ``BadInput`` if not a name."""
     if value is None or value == "":
         return DEFAULT
-    if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
+    if not is_name(value):
         raise BadInput({"connection": [f"A connection name has {NAME_RULE}."]})
     return value
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from django.core.management.base import DjangoHelpFormatter as _DjangoHelpFormat
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from api_client.context import actor_scope, is_well_formed, request_id_scope
-from api_client.models.connections import DEFAULT, NAME_PATTERN, NAME_RULE
+from api_client.models.connections import DEFAULT, NAME_RULE, is_name
 
 if TYPE_CHECKING:
     from api_client.client import ApiClient
@@ -112,7 +111,7 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
 
 
 def connection_name(value: str) -> str:
-    if not re.fullmatch(NAME_PATTERN, value):
+    if not is_name(value):
         raise argparse.ArgumentTypeError(f"a connection name has {NAME_RULE}")
     return value
 

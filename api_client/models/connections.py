@@ -8,6 +8,8 @@ connection is the same on every host. Exchanges, tokens and jobs name their conn
 name, not a foreign key: the log outlives a connection, which is switched off, not deleted).
 """
 
+import re
+
 from django.contrib.auth.models import Group
 from django.core.validators import RegexValidator
 from django.db import models
@@ -17,6 +19,19 @@ from ..encryption import EncryptedTextField
 DEFAULT = "default"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 NAME_RULE = "1 to 64 lower-case letters, digits, _ and - (starting with a letter or digit)"
+
+
+def is_name(value: object) -> bool:
+    """Whether ``value`` can name a connection (``NAME_RULE``)."""
+    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
+
+
+def scoped(identity: str, connection: str) -> str:
+    """``identity`` (of a token's credential, of a rate limit's API) made the connection's
+    own, so two connections never share a token or a limit; ``default``'s stays as it was
+    before connections existed, so its stored tokens and limits keep their keys."""
+    return identity if connection == DEFAULT else f"{identity}\nconnection={connection}"
+
 
 # Model field -> ApiSettings field, for the settings a connection may set (blank: built in).
 TUNABLES = {

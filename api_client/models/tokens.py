@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from ..encryption import EncryptedTextField
+from .connections import scoped
 
 
 def credential_key(
@@ -18,9 +19,7 @@ def credential_key(
     identity = f"{token_url}\n{client_id}"
     if scope := " ".join(sorted(set(scope.split()))):
         identity += f"\n{scope}"
-    if connection != "default":  # default's keys stay as they were before connections
-        identity += f"\nconnection={connection}"
-    return hashlib.sha256(identity.encode()).hexdigest()
+    return hashlib.sha256(scoped(identity, connection).encode()).hexdigest()
 
 
 def mask(secret: str) -> str:
