@@ -8,18 +8,21 @@ and a pending row whose ``settle_by`` has passed (its deadline, and a minute to 
 end) belongs to a process that died; it is shown as unknown, and the writer marks it so
 (``sweep``).
 
-One writer, group commit. Request threads, batch workers, token requests and commands hand
-their rows to the process's writer thread and wait only for what they must: ``open`` waits
-for the pending row's commit (the request may not leave before it); ``close`` waits only when
-asked, so a completion shares the commit of the next call's pending row (a sequential caller
-pays one commit per call, not two). Reads of the log in this process pass ``read_barrier``
-first (``ExchangeQuerySet``): whoever made a call reads its end at once; another process may
-see it pending for the moment before the commit. Batches ``flush`` at their end. The writer
-takes whatever is waiting and writes it in one short transaction: inserts, then the
-completions (one prepared UPDATE, many rows), then the per-minute rollup (``ExchangeRollup``)
-that the admin's summary reads. Instead of every thread taking SQLite's write lock in turn
-(and sleeping in its busy handler between tries), one thread per process does, once for many
-rows.
+One writer, group commit. A thread that finds nobody in this process writing the log
+(``_writing`` free) writes its own row at once, on the connection it has open
+(``_directly``): a sequential caller pays two short commits per call, cheaper than a hand-off
+to another thread and back. Threads that find the log busy, and batch workers (which hold no
+connection), hand their rows to the process's writer thread and wait only for what they must:
+``open`` waits for the pending row's commit (the request may not leave before it); ``close``
+waits only when asked, so a completion shares the commit of the next call's pending row.
+Reads of the log in this process pass ``read_barrier`` first (``ExchangeQuerySet``): whoever
+made a call reads its end at once; another process may see it pending for the moment before
+the commit. Batches ``flush`` at their end. The writer takes whatever is waiting and writes
+it in one short transaction: inserts, then the completions (one prepared UPDATE, many rows),
+then the per-minute rollup (``ExchangeRollup``) that the admin's summary reads. Instead of
+every thread taking SQLite's write lock in turn (and sleeping in its busy handler between
+tries), the threads of a process take ``_writing`` first, and only one of them at a time
+meets the database's lock.
 
 Inside a transaction. A call made while the caller's connection is in an atomic block is
 recorded on that connection instead (its own savepoint): the writer's connection could not
@@ -40,6 +43,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
@@ -108,6 +112,7 @@ class Ledger:
         self._submitted = 0  # ops ever handed over, and ever written (or failed): FIFO, so
         self._settled = 0  # every op before the n-th submitted is done once settled >= n
         self._written = threading.Condition(self._lock)
+        self._writing = threading.Lock()  # held while this process writes the log
         self._next_sweep = 0.0
         self._next_analyze = 0.0
         self.commits = 0  # transactions the writer committed, and the rows they held
@@ -121,6 +126,8 @@ class Ledger:
         exchange.state = Exchange.State.PENDING
         if connection.in_atomic_block:
             return self._inline_insert(exchange)
+        if self._directly(lambda: self._insert(exchange)):
+            return exchange.pk
         future: Future[int] = Future()
         op = _Op("open", exchange, future=future)
         self._submit(op)
@@ -143,6 +150,8 @@ class Ledger:
                 return self._inline_insert(exchange)
             except LedgerError:
                 return None
+        if self._directly(lambda: self._insert(exchange)):
+            return exchange.pk
         future: Future[int] = Future()
         self._submit(_Op("record", exchange, future=future))
         try:
@@ -155,7 +164,12 @@ class Ledger:
         once it is committed. A failure to complete never hides the call's result: the row
         stays pending, and is shown as unknown once it should have settled."""
         if connection.in_atomic_block:
-            self._inline_update(exchange, fields)
+            try:
+                self._inline_update(exchange, fields)
+            except Exception:
+                logger.exception("Could not record the end of %s", exchange)
+            return
+        if self._directly(lambda: self._inline_update(exchange, fields)):
             return
         future: Future[None] | None = Future() if wait else None
         self._submit(_Op("close", exchange, fields=fields, future=future))
@@ -245,7 +259,7 @@ class Ledger:
         try:
             # Inside the try: whatever it raises fails these ops, never the writer thread.
             close_old_connections()
-            with transaction.atomic():
+            with self._writing, transaction.atomic():
                 self._apply(ops)
             self.commits += 1
             self.rows += len(ops)
@@ -254,7 +268,7 @@ class Ledger:
             # their record and each caller learns about its own.
             for op in ops:
                 try:
-                    with transaction.atomic():
+                    with self._writing, transaction.atomic():
                         self._apply([op])
                 except Exception as exc:
                     self._failed(op, exc)
@@ -266,9 +280,8 @@ class Ledger:
     def _apply(self, ops: list[_Op]) -> None:
         inserts = [op for op in ops if op.kind != "close"]
         closes = [op for op in ops if op.kind == "close"]
-        if connection.vendor == "postgresql" and not any(op.kind == "open" for op in ops):
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
+        if not any(op.kind == "open" for op in ops):
+            _no_wait_for_disk()
         if inserts:
             with self._lock:
                 for op in inserts:
@@ -327,7 +340,8 @@ class Ledger:
             return
         self._next_sweep = now + SWEEP_SECONDS
         try:
-            sweep()
+            with self._writing:
+                sweep()
             if now >= self._next_analyze:
                 self._next_analyze = now + ANALYZE_SECONDS
                 analyze()
@@ -338,24 +352,59 @@ class Ledger:
 
     def _inline_insert(self, exchange: Exchange) -> int:
         try:
-            with transaction.atomic():
-                pk = Exchange.objects.record(exchange)
-                if exchange.state != Exchange.State.PENDING:
-                    ExchangeRollup.objects.add(Counter([ExchangeRollup.key_of(exchange)]))
-                return pk
+            return self._insert(exchange)
         except Exception as exc:
             self._failed(_Op("record", exchange), exc)
             raise LedgerError("The exchange log could not record the call.") from exc
 
-    def _inline_update(self, exchange: Exchange, fields: dict[str, Any]) -> None:
-        try:
-            with transaction.atomic():
-                Exchange.objects.complete([(exchange.pk, fields)])
-                for name, value in fields.items():
-                    setattr(exchange, name, value)
+    def _insert(self, exchange: Exchange) -> int:
+        pending = exchange.state == Exchange.State.PENDING
+        if pending and not connection.in_atomic_block:  # one statement: its own transaction
+            return Exchange.objects.record(exchange)
+        with transaction.atomic():
+            pk = Exchange.objects.record(exchange)
+            if not pending:
                 ExchangeRollup.objects.add(Counter([ExchangeRollup.key_of(exchange)]))
-        except Exception:
-            logger.exception("Could not record the end of %s", exchange)
+            return pk
+
+    def _inline_update(self, exchange: Exchange, fields: dict[str, Any]) -> None:
+        outermost = not connection.in_atomic_block
+        with transaction.atomic():
+            if outermost:
+                _no_wait_for_disk()  # a completion alone (see the module's docstring)
+            Exchange.objects.complete([(exchange.pk, fields)])
+            for name, value in fields.items():
+                setattr(exchange, name, value)
+            ExchangeRollup.objects.add(Counter([ExchangeRollup.key_of(exchange)]))
+
+    # --- on the caller's own connection, when nobody else here is writing ---------------------
+
+    def _directly(self, write: Callable[[], object]) -> bool:
+        """Run ``write`` on the caller's connection if this process is not writing the log
+        just now (``_writing`` is free); False if it did not, and the writer must.
+
+        A hand-off to the writer thread and back costs more than a single row's commit: a
+        sequential caller (a command, a view making one call) does better writing its own
+        rows, and threads that find the log busy hand theirs over, to share one commit. Only
+        on a connection the thread has open already: pool workers never open one for this.
+        """
+        if connection.connection is None or not self._writing.acquire(blocking=False):
+            return False
+        try:
+            write()
+        except Exception:  # the writer tries again, and reports what it meets
+            logger.debug("Could not write an exchange directly", exc_info=True)
+            return False
+        finally:
+            self._writing.release()
+        return True
+
+
+def _no_wait_for_disk() -> None:
+    """PostgreSQL: this transaction's commit need not wait for the disk (completions only)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 _SWEEP: Any = object()  # a timeout of the writer's wait: time to sweep

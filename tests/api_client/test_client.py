@@ -13,6 +13,7 @@ from api_client.exceptions import (
     NotFoundError,
     ServerError,
 )
+from api_client.ledger import LEDGER
 from api_client.models import Exchange
 from sandbox import stats
 
@@ -194,6 +195,7 @@ def test_a_failure_to_record_the_end_of_a_call_never_hides_its_result(api, monke
     response = api.get("whoami")
 
     assert response.status == 200
+    LEDGER.flush()  # the completion is written after the call returns
     assert "Could not record the exchange for GET /whoami: disk full" in caplog.text
     # The call is on record as it left, pending; once it should have settled, it shows unknown.
     assert Exchange.objects.get(pk=response.exchange_id).state == "pending"
