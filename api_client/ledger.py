@@ -20,9 +20,9 @@ made a call reads its end at once; another process may see it pending for the mo
 the commit. Batches ``flush`` at their end. The writer takes whatever is waiting and writes
 it in one short transaction: inserts, then the completions (one prepared UPDATE, many rows),
 then the per-minute rollup (``ExchangeRollup``) that the admin's summary reads. Instead of
-every thread taking SQLite's write lock in turn (and sleeping in its busy handler between
-tries), the threads of a process take ``_writing`` first, and only one of them at a time
-meets the database's lock.
+every thread taking SQLite's write lock in turn for the log (and sleeping in its busy
+handler between tries), the threads of a process take ``_writing`` first: only one of them
+at a time writes the log (other writes, such as a job's items, do not take it).
 
 Inside a transaction. A call made while the caller's connection is in an atomic block is
 recorded on that connection instead (its own savepoint): the writer's connection could not
