@@ -430,9 +430,40 @@ def analyze() -> None:
     autovacuum analyzes by itself."""
     if connection.vendor != "sqlite":
         return
+    table = Exchange._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA analysis_limit = 1000")
-        cursor.execute("ANALYZE api_client_exchange")
+        cursor.execute(f"ANALYZE {table}")
+        _one_row_count(cursor, table)
+
+
+def _one_row_count(cursor, table: str) -> None:
+    """Give every whole-table index the same row count, the table's, and no partial index
+    more. A sampled ANALYZE guesses each index's size on its own (on a million rows it said
+    2.5 million for one index, 470,000 for another), and the planner then scans the "smaller"
+    one and sorts, rather than walk the date index and stop at the first page: a filter on an
+    unindexed column took a second instead of a millisecond. Ids are near enough to a count."""
+    cursor.execute(f"SELECT max(id) - min(id) + 1 FROM {table}")  # noqa: S608 (our own table)
+    (rows,) = cursor.fetchone()
+    if not rows:
+        return
+    cursor.execute(
+        "SELECT name, sql LIKE '%% WHERE %%' FROM sqlite_schema WHERE type = 'index' "
+        "AND tbl_name = %s",
+        [table],
+    )
+    partial = dict(cursor.fetchall())
+    cursor.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = %s", [table])
+    for index, stat in cursor.fetchall():
+        counts = stat.split(" ")
+        if index not in partial or not counts[0].isdigit():
+            continue
+        counts[0] = str(min(int(counts[0]), rows) if partial[index] else rows)
+        cursor.execute(
+            "UPDATE sqlite_stat1 SET stat = %s WHERE tbl = %s AND idx = %s",
+            [" ".join(counts), table, index],
+        )
+    cursor.execute("ANALYZE sqlite_schema")  # the planner reads the changed counts
 
 
 def sweep() -> int:
