@@ -1,6 +1,5 @@
 """manage.py purge_exchanges: what goes, in what batches, and what it refuses."""
 
-import re
 import threading
 from io import StringIO
 
@@ -87,20 +86,34 @@ def test_nothing_old_deletes_nothing():
     assert purge_exchanges("--older-than", "30").startswith("Done! Deleted 0 exchanges")
 
 
-def test_rows_go_in_batches_oldest_first():
+def test_rows_go_in_batches_of_one_statement_each():
     seed(old=10, recent=2)
-    oldest = list(Exchange.objects.order_by("created_at").values_list("id", flat=True)[:3])
+    by_age = list(Exchange.objects.order_by("created_at", "id").values_list("id", flat=True))
 
     with CaptureQueriesContext(connection) as queries:
         out = purge_exchanges("--older-than", "30", "--batch-size", "3", "-v", "2")
 
     deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
-    assert len(deletes) == 4  # 3 + 3 + 3 + 1
-    batches = [re.search(r"IN \(([^)]*)\)", sql).group(1).split(",") for sql in deletes]
-    assert [len(ids) for ids in batches] == [3, 3, 3, 1]
-    assert sorted(int(pk) for pk in batches[0]) == sorted(oldest)
+    assert len(deletes) == 4  # 3 + 3 + 3 + 1, one statement each
+    assert all("LIMIT 3" in sql for sql in deletes)
     assert "... 3 deleted\n... 6 deleted\n... 9 deleted\n... 10 deleted\n" in out
     assert "Deleted 10 exchanges" in out
+    assert set(Exchange.objects.values_list("id", flat=True)) == set(by_age[10:])
+
+
+def test_each_batch_takes_the_oldest_rows():
+    seed(old=10, recent=2)
+    by_age = list(Exchange.objects.order_by("created_at", "id").values_list("id", flat=True))
+    left = []
+
+    def remaining(_: int) -> None:
+        left.append(
+            list(Exchange.objects.order_by("created_at", "id").values_list("id", flat=True))
+        )
+
+    Exchange.objects.created_before(ago(days=30)).purge(batch_size=3, pause=0, on_batch=remaining)
+
+    assert left == [by_age[3:], by_age[6:], by_age[9:], by_age[10:]]
 
 
 @pytest.mark.django_db(transaction=True)
