@@ -28,6 +28,10 @@ PAGES = [
     ("admin list page 50", "/admin/api_client/exchange/?p=50"),
     ("admin 5xx", "/admin/api_client/exchange/?status_class=5"),
     ("admin failed", "/admin/api_client/exchange/?error=yes"),
+    ("admin succeeded", "/admin/api_client/exchange/?error=no"),
+    ("admin 2xx", "/admin/api_client/exchange/?status_class=2"),
+    ("admin 3xx (none)", "/admin/api_client/exchange/?status_class=3"),
+    ("admin no response", "/admin/api_client/exchange/?status_class=0"),
     ("admin unknown", "/admin/api_client/exchange/?state=unknown"),
     ("admin token requests", "/admin/api_client/exchange/?kind__exact=token"),
     ("admin method DELETE", "/admin/api_client/exchange/?method=DELETE"),
@@ -46,6 +50,7 @@ PAGES = [
     ("admin tokens", "/admin/api_client/token/"),
     ("json history", "/api/exchanges"),
     ("json history 5xx", "/api/exchanges?status=5xx"),
+    ("json history 4xx", "/api/exchanges?status=4xx"),
     ("json history batch", "/api/exchanges?batch_id=batch-7"),
     ("json history page 100", "/api/exchanges?page=100"),
     ("json exchange", "/api/exchanges/{id}"),
@@ -59,7 +64,8 @@ def state_of(status: int | None, n: int) -> str:
 
 
 def fill(count: int, start: int, now: datetime) -> None:
-    """Add ``count`` exchanges (and their rollup) spread over the 30 days before ``now``."""
+    """Add ``count`` exchanges (and their rollup) spread over the 30 days before ``now``, in
+    the order of their times."""
     from collections import Counter
 
     from django.db import transaction
@@ -71,7 +77,8 @@ def fill(count: int, start: int, now: datetime) -> None:
     for first in range(start, start + count, chunk):
         rows, counts = [], Counter()
         for n in range(first, min(first + chunk, start + count)):
-            created = now - timedelta(seconds=rng.random() * 30 * 86400)
+            # Oldest first, as a log is written: ids follow time (purge deletes runs of pages).
+            created = now - timedelta(days=30) * (1 - (n - start + rng.random()) / count)
             status = rng.choices([200, 201, 404, 429, 500, 503, None], [70, 10, 8, 3, 2, 2, 1])[0]
             token = n % 500 == 0
             path = rng.choice(PATHS).format(n=rng.randrange(10_000))
