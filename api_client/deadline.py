@@ -9,7 +9,7 @@ end of the stream; ``fired`` tells the transport that the call did not end by it
 header drip can even parse as a short, complete answer, which must not be believed).
 
 Nested deadlines never extend the outer one: a token request made during a call shares what
-is left of the call's time. The watchdog is one daemon thread per process, started on first
+is left of the call's time (the outer deadline itself, when it ends first). The watchdog is one daemon thread per process, started on first
 use, holding a heap of pending deadlines; its only work is ``shutdown()``, done under its lock.
 """
 
@@ -66,7 +66,8 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="api-deadline", daemon=True)
                 self._thread.start()
-            self.lock.notify()
+            elif self._heap[0][2] is deadline:  # sooner than the one the watchdog waits for
+                self.lock.notify()
 
     def _run(self) -> None:
         with self.lock:
@@ -121,8 +122,9 @@ def deadline(seconds: float) -> Iterator[Deadline]:
     """Run the block with at most ``seconds`` (or what an outer deadline leaves) to finish."""
     outer = _current.get()
     at = time.monotonic() + seconds
-    if outer is not None and outer.at < at:
-        at, seconds = outer.at, outer.seconds
+    if outer is not None and outer.at <= at:  # the outer one ends first: it is this one too
+        yield outer
+        return
     current = Deadline(at, seconds)
     token = _current.set(current)
     _WATCHDOG.add(current)
