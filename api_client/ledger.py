@@ -9,7 +9,7 @@ end) belongs to a process that died; it is shown as unknown, and the writer mark
 (``sweep``).
 
 One writer, group commit. A thread that finds nobody in this process writing the log
-(``_writing`` free) writes its own row at once, on the connection it has open
+(``_writing`` free) and nothing waiting for the writer writes its own row at once, on the connection it has open
 (``_directly``): a sequential caller pays two short commits per call, cheaper than a hand-off
 to another thread and back. Threads that find the log busy, and batch workers (which hold no
 connection), hand their rows to the process's writer thread and wait only for what they must:
@@ -388,7 +388,9 @@ class Ledger:
         rows, and threads that find the log busy hand theirs over, to share one commit. Only
         on a connection the thread has open already: pool workers never open one for this.
         """
-        if connection.connection is None or not self._writing.acquire(blocking=False):
+        if connection.connection is None or self._queued:  # others wait: share their commit
+            return False
+        if not self._writing.acquire(blocking=False):
             return False
         try:
             write()
