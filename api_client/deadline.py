@@ -9,8 +9,9 @@ end of the stream; ``fired`` tells the transport that the call did not end by it
 header drip can even parse as a short, complete answer, which must not be believed).
 
 Nested deadlines never extend the outer one: a token request made during a call shares what
-is left of the call's time (the outer deadline itself, when it ends first). The watchdog is one daemon thread per process, started on first
-use, holding a heap of pending deadlines; its only work is ``shutdown()``, done under its lock.
+is left of the call's time (the outer deadline itself, when it ends first). The watchdog is
+one daemon thread per process, started on first use, holding a heap of pending deadlines; its
+only work is ``shutdown()``, done under its lock.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ end) belongs to a process that died; it is shown as unknown, and the writer mark
 (``sweep``).
 
 One writer, group commit. A thread that finds nobody in this process writing the log
-(``_writing`` free) and nothing waiting for the writer writes its own row at once, on the connection it has open
-(``_directly``): a sequential caller pays two short commits per call, cheaper than a hand-off
-to another thread and back. Threads that find the log busy, and batch workers (which hold no
-connection), hand their rows to the process's writer thread and wait only for what they must:
+(``_writing`` free) and nothing waiting for the writer writes its own row at once, on the
+connection it has open (``_directly``): a sequential caller pays two short commits per call,
+cheaper than a hand-off to another thread and back. Threads that find the log busy, and batch
+workers (which hold no connection), hand their rows to the process's writer thread and wait only for what they must:
 ``open`` waits for the pending row's commit (the request may not leave before it); ``close``
 waits only when asked, so a completion shares the commit of the next call's pending row.
 Reads of the log in this process pass ``read_barrier`` first (``ExchangeQuerySet``): whoever
