@@ -12,8 +12,8 @@ One writer, group commit. A thread that finds nobody in this process writing the
 (``_writing`` free) and nothing waiting for the writer writes its own row at once, on the
 connection it has open (``_directly``): a sequential caller pays two short commits per call,
 cheaper than a hand-off to another thread and back. Threads that find the log busy, and batch
-workers (which hold no connection), hand their rows to the process's writer thread and wait only for what they must:
-``open`` waits for the pending row's commit (the request may not leave before it); ``close``
+workers (which hold no connection), hand their rows to the process's writer thread and wait
+only for what they must: ``open`` waits for the pending row's commit (the request may not leave before it); ``close``
 waits only when asked, so a completion shares the commit of the next call's pending row.
 Reads of the log in this process pass ``read_barrier`` first (``ExchangeQuerySet``): whoever
 made a call reads its end at once; another process may see it pending for the moment before
