@@ -13,8 +13,9 @@ One writer, group commit. A thread that finds nobody in this process writing the
 connection it has open (``_directly``): a sequential caller pays two short commits per call,
 cheaper than a hand-off to another thread and back. Threads that find the log busy, and batch
 workers (which hold no connection), hand their rows to the process's writer thread and wait
-only for what they must: ``open`` waits for the pending row's commit (the request may not leave before it); ``close``
-waits only when asked, so a completion shares the commit of the next call's pending row.
+only for what they must: ``open`` waits for the pending row's commit (the request may not
+leave before it); ``close`` waits only when asked, so a completion shares the commit of the
+next call's pending row.
 Reads of the log in this process pass ``read_barrier`` first (``ExchangeQuerySet``): whoever
 made a call reads its end at once; another process may see it pending for the moment before
 the commit. Batches ``flush`` at their end. The writer takes whatever is waiting and writes
