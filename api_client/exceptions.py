@@ -155,6 +155,8 @@ class TokenError(ApiError):
 
     error_code = "token_error"
     default_message = "Could not obtain an access token."
+    # The settings a person should look at, named as the connection has them (ApiSettings.named).
+    settings_to_check: tuple[str, ...] = ()
 
     @classmethod
     def for_oauth_error(cls, oauth_code: str) -> type[TokenError]:
@@ -163,10 +165,8 @@ class TokenError(ApiError):
 
 class InvalidClientError(TokenError):
     error_code = "invalid_client"
-    default_message = (
-        "The token endpoint rejected the client credentials. "
-        "Check POC_API_CLIENT_ID and POC_API_CLIENT_SECRET."
-    )
+    default_message = "The token endpoint rejected the client credentials."
+    settings_to_check = ("CLIENT_ID", "CLIENT_SECRET")
 
 
 class InvalidGrantError(TokenError):
@@ -183,7 +183,8 @@ class UnsupportedGrantTypeError(TokenError):
 
 class InvalidScopeError(TokenError):
     error_code = "invalid_scope"
-    default_message = "The token endpoint refused the requested scope. Check POC_API_SCOPE."
+    default_message = "The token endpoint refused the requested scope."
+    settings_to_check = ("SCOPE",)
 
 
 class TokenEndpointError(TokenError):

@@ -98,12 +98,15 @@ def read_answer(response: ApiResponse, config: ApiSettings, secrets: Iterable[st
     echo the client secret or the Authorization header), or longer than ``MAX_TEXT``."""
     payload = json_object(response.content)
     if response.status >= 400 or payload is None or "error" in payload:
-        raise token_error(response, payload, config.TOKEN_URL, tuple(secrets))
+        raise token_error(response, payload, config, tuple(secrets))
     return parse_token(payload, response, config.DEFAULT_TOKEN_LIFETIME)
 
 
 def token_error(
-    response: ApiResponse, payload: dict[str, Any] | None, url: str, secrets: tuple[str, ...]
+    response: ApiResponse,
+    payload: dict[str, Any] | None,
+    config: ApiSettings,
+    secrets: tuple[str, ...],
 ) -> TokenError:
     code = _text((payload or {}).get("error", ""), 60, secrets)
     description = _text((payload or {}).get("error_description", ""), MAX_TEXT, secrets)
@@ -113,10 +116,12 @@ def token_error(
         message += f": {description}" if description else "."
         if error_class.default_message != TokenError.default_message:
             message += " " + error_class.default_message
+        if error_class.settings_to_check:
+            message += f" Check {config.named(*error_class.settings_to_check)}."
     else:
         error_class = TokenEndpointError
         message = (
-            f"The token endpoint {url} answered {response.status}"
+            f"The token endpoint {config.TOKEN_URL} answered {response.status}"
             + (f" ({code})" if code else "")
             + " instead of a token; see the exchange log for what it sent."
         )

@@ -170,6 +170,18 @@ def test_wrong_client_secret_raises_invalid_client(configure_api):
     assert row.last_error and row.state(60).value == "failed"
 
 
+def test_a_refusal_names_the_settings_as_the_connection_has_them(api_config):
+    client = ApiClient(api_config.with_overrides(NAME="partner", CLIENT_SECRET="wrong-secret"))
+
+    with pytest.raises(InvalidClientError) as caught:
+        client.get("whoami")
+    client.close()
+
+    message = str(caught.value)
+    assert "Check the connection 'partner': client_id, client_secret." in message
+    assert "POC_API" not in message and "wrong-secret" not in message
+
+
 def test_client_secret_in_the_body_is_accepted(configure_api):
     client = configure_api(CLIENT_AUTH="body")
 
