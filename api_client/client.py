@@ -73,6 +73,7 @@ class ApiClient:
             parse_rules(self.config.RATE_LIMIT, scope),
             scope=scope,
             max_wait=self.config.RETRY_AFTER_MAX,
+            settings=self.config.named("RATE_LIMIT", "RETRY_AFTER_MAX", "DEADLINE"),
         )
         self.tokens = TokenManager(self.config, self._post_token_form)
 

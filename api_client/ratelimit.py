@@ -159,8 +159,15 @@ def _reset(value: str | None) -> float | None:
 class RateLimiter:
     """The limits and pauses of one API (``scope``: its base URL)."""
 
-    def __init__(self, rules: tuple[Rule, ...], scope: str, max_wait: float) -> None:
+    def __init__(
+        self,
+        rules: tuple[Rule, ...],
+        scope: str,
+        max_wait: float,
+        settings: str = "POC_API_RATE_LIMIT, POC_API_RETRY_AFTER_MAX, POC_API_DEADLINE",
+    ) -> None:
         self.rules = rules
+        self.settings = settings  # what a refusal tells a person to look at
         self.scope = hashlib.sha256(scope.encode()).hexdigest()
         self.max_wait = max_wait  # longer than this, a call fails with RetryLaterError
         self._reserved = 0
@@ -182,8 +189,7 @@ class RateLimiter:
             if wait > left:
                 raise RetryLaterError(
                     f"The API's rate limit or pause lets the next call start in {wait:.1f} s, "
-                    "longer than this call may wait (POC_API_RATE_LIMIT, POC_API_RETRY_AFTER_MAX"
-                    ", POC_API_DEADLINE); nothing was sent.",
+                    f"longer than this call may wait ({self.settings}); nothing was sent.",
                     retry_after=wait,
                 )
             time.sleep(wait)

@@ -123,7 +123,7 @@ class Transport:
             if response is not None:
                 response.release_conn()
         if current.fired:  # the watchdog cut the answer: what came is not the whole of it
-            error = deadline_error(url, current)
+            error = deadline_error(url, current, self.config)
             error.attempts, error.reply = state.attempts, reply
             raise error
         if state.retry_later is not None:

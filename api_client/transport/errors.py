@@ -17,11 +17,11 @@ from ..deadline import Deadline
 from ..exceptions import ApiConnectionError, ApiError, ApiResponseError, ApiTimeoutError
 
 
-def deadline_error(url: str, current: Deadline) -> ApiTimeoutError:
+def deadline_error(url: str, current: Deadline, config: ApiSettings) -> ApiTimeoutError:
     return _may_have_arrived(
         ApiTimeoutError(
             f"{urlsplit(url).netloc} did not finish answering within {current.seconds:g} s "
-            "(POC_API_DEADLINE); the call was cut off there."
+            f"({config.named('DEADLINE')}); the call was cut off there."
         )
     )
 
@@ -38,7 +38,7 @@ def network_error(
     if isinstance(exc, ApiError):  # ours, raised from inside urllib3's loop (a body too large)
         return exc
     if current is not None and current.passed:
-        return deadline_error(url, current)
+        return deadline_error(url, current, config)
     host = urlsplit(url).netloc
     chain = _cause_chain(exc)
     if any(isinstance(e, DecodeError) for e in chain):

@@ -11,6 +11,7 @@ import tracemalloc
 
 import pytest
 
+from api_client.client import ApiClient
 from api_client.exceptions import (
     ApiConnectionError,
     ApiTimeoutError,
@@ -138,6 +139,17 @@ def test_a_drip_ends_at_the_deadline_not_at_the_read_timeout(hostile_config, pat
     exchange = Exchange.objects.get(pk=caught.value.exchange_id)
     assert exchange.error_code == "timeout"
     assert exchange.attempts >= 1
+
+
+def test_the_deadline_is_named_as_the_connection_has_it(hostile_config):
+    config = hostile_config(DEADLINE=1, READ_TIMEOUT=30).config
+    client = ApiClient(config.with_overrides(NAME="partner"))
+
+    with pytest.raises(ApiTimeoutError) as caught:
+        client.get("drip-body?interval=0.4")
+    client.close()
+
+    assert "(the connection 'partner': deadline)" in caught.value.message
 
 
 def test_a_drip_is_cut_on_a_connection_reused_from_the_pool(hostile_config, hostile):

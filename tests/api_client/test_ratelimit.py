@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api_client.checks import check_api_settings
+from api_client.client import ApiClient
 from api_client.conf import ApiSettings
 from api_client.exceptions import RetryLaterError
 from api_client.models import Exchange, RatePause, RateSlot
@@ -318,6 +319,21 @@ def test_a_wait_longer_than_the_call_may_wait_fails_at_once_and_sends_nothing(ho
     assert "nothing was sent" in caught.value.message
     exchange = Exchange.objects.get(path="/items/2")
     assert (exchange.status, exchange.error_code) == (None, "retry_later")
+    assert "POC_API_RATE_LIMIT" in caught.value.message
+
+
+@transactional
+def test_the_refusal_names_the_settings_as_the_connection_has_them(hostile_config):
+    config = hostile_config(RATE_LIMIT="1/min", RETRY_AFTER_MAX=2).config
+    client = ApiClient(config.with_overrides(NAME="partner"))
+    client.get("items/1")
+
+    with pytest.raises(RetryLaterError) as caught:
+        client.get("items/2")
+    client.close()
+
+    assert "the connection 'partner': rate_limit, retry_after_max, deadline" in str(caught.value)
+    assert "POC_API" not in str(caught.value)
 
 
 @transactional
