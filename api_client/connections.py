@@ -77,8 +77,9 @@ def row_problems(row: Connection) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
-    config: ApiSettings
+    config: ApiSettings | None
     at: float
+    refusal: str = ""  # why the connection cannot be used (then config is None)
 
 
 _seen: dict[str, _Seen] = {}
@@ -93,24 +94,16 @@ def settings_for(name: str = DEFAULT) -> ApiSettings:
     now = time.monotonic()
     seen = _seen.get(name)
     if seen is not None and now - seen.at < RECHECK_SECONDS:
+        if seen.config is None:  # refused a moment ago: not read again for every use
+            raise UnknownConnectionError(seen.refusal)
         return seen.config
     row = Connection.objects.filter(name=name).first()
-    if row is None:
-        raise UnknownConnectionError(
-            f"There is no connection named {name!r}; add it in the admin or with "
-            "`manage.py add_connection`."
-        )
-    if not row.enabled:
-        raise UnknownConnectionError(f"The connection {name!r} is switched off.")
-    if isinstance(row.client_secret, UndecryptableSecret):
-        raise UnknownConnectionError(
-            f"The client secret of the connection {name!r} cannot be decrypted with any key of "
-            "POC_ENCRYPTION_KEY (a wrong or missing key); add the old key, or set the secret "
-            "again in the admin or with `manage.py add_connection --update`."
-        )
+    refusal = _refusal(name, row)
+    if refusal:
+        with _seen_guard:
+            _seen[name] = _Seen(None, now, refusal)
+        raise UnknownConnectionError(refusal)
     config = settings_of(row)
-    if problems := config.problems(label=field_label):
-        raise UnknownConnectionError(f"The connection {name!r} is not usable: {' '.join(problems)}")
     if seen is not None and seen.config == config:
         config = seen.config
     with _seen_guard:
@@ -119,6 +112,26 @@ def settings_for(name: str = DEFAULT) -> ApiSettings:
             _secrets.add(config.CLIENT_SECRET)
             _secrets.add(basic_credentials(config).removeprefix("Basic "))
     return config
+
+
+def _refusal(name: str, row: Connection | None) -> str:
+    """Why the connection ``name`` (its ``row``) cannot be used; "" when it can."""
+    if row is None:
+        return (
+            f"There is no connection named {name!r}; add it in the admin or with "
+            "`manage.py add_connection`."
+        )
+    if not row.enabled:
+        return f"The connection {name!r} is switched off."
+    if isinstance(row.client_secret, UndecryptableSecret):
+        return (
+            f"The client secret of the connection {name!r} cannot be decrypted with any key of "
+            "POC_ENCRYPTION_KEY (a wrong or missing key); add the old key, or set the secret "
+            "again in the admin or with `manage.py add_connection --update`."
+        )
+    if problems := settings_of(row).problems(label=field_label):
+        return f"The connection {name!r} is not usable: {' '.join(problems)}"
+    return ""
 
 
 _secrets: set[str] = set()  # every client secret this process has read (never forgotten)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from api_client import connections, encryption, tokens
 from api_client.client import get_client
@@ -179,6 +180,21 @@ def test_an_unknown_a_switched_off_and_a_broken_connection_say_so_by_name(partne
     partner.save()
     with pytest.raises(UnknownConnectionError, match="'partner' is not usable: base URL must"):
         get_client("partner")
+
+
+def test_a_refused_connection_is_read_again_only_after_a_while_or_when_saved(partner):
+    partner.enabled = False
+    partner.save()
+
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            with pytest.raises(UnknownConnectionError, match="'partner' is switched off"):
+                get_client("partner")
+    assert len(queries) == 1  # one read of the row, not one per use
+
+    partner.enabled = True
+    partner.save()  # this process forgets what it saw
+    assert get_client("partner").config.NAME == "partner"
 
 
 def test_a_client_secret_no_key_decrypts_is_a_clear_error_naming_the_connection(partner, settings):
