@@ -7,6 +7,7 @@ import json
 import pytest
 from django.utils import timezone
 
+from jobs import progress
 from jobs.models import Item, Job
 from jobs.progress import latency
 from pocclient import intake
@@ -182,6 +183,21 @@ def test_the_histogram_of_equal_durations_is_one_bin():
         "edges": [4.0, 5.0],
         "counts": [3],
     }
+
+
+@pytest.mark.django_db
+def test_past_the_sample_size_a_sample_stands_for_the_job_whatever_its_period(monkeypatch):
+    monkeypatch.setattr(progress, "HISTOGRAM_SAMPLE", 450)  # a step of 10 for 4,500 answers
+    # Every tenth call failed and durations cycle through 0..999 ms: a sample of every tenth
+    # index would hold no answer at all; one of the first calls, only some durations.
+    job = finished_job([float(n % 1000) for n in range(5000)])
+    job.items.filter(index__in=range(0, 5000, 10)).update(state="failed")
+
+    shape = latency(job)
+
+    assert 4000 <= sum(shape["histogram"]["counts"]) <= 5000  # 4,500 answered
+    assert 400 <= shape["percentiles"]["p50"] <= 600  # 499.5 for all of them
+    assert shape["percentiles"]["p95"] >= 900
 
 
 @pytest.mark.django_db
