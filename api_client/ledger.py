@@ -196,13 +196,13 @@ class Ledger:
     def read_barrier(self, alias: str = "default") -> None:
         """Before a read of the log: wait until what this process handed over before now is
         written, so that a single call's caller reads its completion (``close`` does not wait
-        for it). Not in the writer, and not inside a transaction: the caller may hold SQLite's
-        write lock there, which the writer would wait for."""
+        for it). Not in the writer, and not inside a transaction on SQLite: the caller may hold
+        SQLite's write lock there, which the writer would wait for."""
         target = self._submitted
         if self._settled >= target or threading.current_thread() is self._thread:
             return
-        if connections[alias].in_atomic_block:
-            return
+        if connections[alias].in_atomic_block and connections[alias].vendor == "sqlite":
+            return  # PostgreSQL has no such lock: the writer commits beside the transaction
         with self._written:
             if not self._written.wait_for(lambda: self._settled >= target, timeout=BARRIER_SECONDS):
                 logger.warning("Reading the exchange log before this process's last writes")

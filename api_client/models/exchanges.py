@@ -196,7 +196,7 @@ class ExchangeQuerySet(models.QuerySet):
             took = time.perf_counter() - started
             if on_batch is not None:
                 on_batch(deleted)
-            if count < size:
+            if count < size and not ordered.exists():  # fewer: maybe others deleted some
                 break
             if batch_size is None:
                 pace = count / max(took, 1e-4)  # rows per second
@@ -305,6 +305,8 @@ class Exchange(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # refresh_from_db() and related lookups read through it: past the read barrier too.
+        base_manager_name = "objects"
         permissions = [("send_request", "Can send requests to the API")]
         indexes = [
             models.Index(fields=["actor", "-created_at"], name="exchange_actor_idx"),

@@ -37,6 +37,22 @@ def test_a_call_is_pending_while_it_is_in_flight_and_answered_after(api, hostile
     assert (row.state, row.status) == ("answered", 200)
 
 
+def test_the_caller_reads_its_calls_end_in_a_transaction_and_through_refresh_from_db(api):
+    # On PostgreSQL the end of a single call is written by the ledger's thread after the call
+    # returns: the same thread's reads wait for it, inside a transaction too.
+    seen = []
+    for _ in range(10):
+        response = api.get("whoami")
+        with transaction.atomic():
+            seen.append(Exchange.objects.get(pk=response.exchange_id).state)
+        response = api.get("whoami")
+        row = Exchange(pk=response.exchange_id)
+        row.refresh_from_db()
+        seen.append(row.state)
+
+    assert seen == ["answered"] * 20
+
+
 def test_every_result_carries_the_id_of_its_exchange_committed_before_the_batch_returns(api):
     results = api.request_many([ECHO] * 40, concurrency=8, batch_id="b-ids")
 

@@ -1,11 +1,12 @@
 """manage.py purge_exchanges: what goes, in what batches, and what it refuses."""
 
 import threading
+import time
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from api_client.models import Exchange
@@ -204,3 +205,29 @@ def test_one_exchange_is_counted_in_the_singular():
     assert purge_exchanges("--older-than", "30").startswith(
         "Done! Deleted 1 exchange created before "
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_of_its_rows_by_someone_else_meanwhile_does_not_end_the_purge_early():
+    """On PostgreSQL a DELETE skips the rows another transaction deleted while it waited: a
+    batch then comes back short although older rows remain."""
+    seed(old=30, recent=0)
+    oldest = list(Exchange.objects.order_by("created_at", "id").values_list("id", flat=True)[:3])
+    deleting = threading.Event()
+
+    def delete_some_and_wait() -> None:
+        try:
+            with transaction.atomic():
+                Exchange.objects.filter(id__in=oldest).delete()
+                deleting.set()
+                time.sleep(1.0)  # the purge's first DELETE waits for these rows meanwhile
+        finally:
+            connections.close_all()
+
+    other = threading.Thread(target=delete_some_and_wait)
+    other.start()
+    assert deleting.wait(timeout=10)
+    deleted = Exchange.objects.created_before(ago(days=30)).purge(batch_size=10, pause=0)
+    other.join(timeout=15)
+
+    assert deleted == 27 and not Exchange.objects.exists()
