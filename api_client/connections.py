@@ -97,13 +97,11 @@ def settings_for(name: str = DEFAULT) -> ApiSettings:
         if seen.config is None:  # refused a moment ago: not read again for every use
             raise UnknownConnectionError(seen.refusal)
         return seen.config
-    row = Connection.objects.filter(name=name).first()
-    refusal = _refusal(name, row)
-    if refusal:
+    config, refusal = _checked(name, Connection.objects.filter(name=name).first())
+    if config is None:
         with _seen_guard:
             _seen[name] = _Seen(None, now, refusal)
         raise UnknownConnectionError(refusal)
-    config = settings_of(row)
     if seen is not None and seen.config == config:
         config = seen.config
     with _seen_guard:
@@ -114,24 +112,26 @@ def settings_for(name: str = DEFAULT) -> ApiSettings:
     return config
 
 
-def _refusal(name: str, row: Connection | None) -> str:
-    """Why the connection ``name`` (its ``row``) cannot be used; "" when it can."""
+def _checked(name: str, row: Connection | None) -> tuple[ApiSettings | None, str]:
+    """The settings of the connection ``name`` (its ``row``), or None and why it cannot be
+    used."""
     if row is None:
-        return (
+        return None, (
             f"There is no connection named {name!r}; add it in the admin or with "
             "`manage.py add_connection`."
         )
     if not row.enabled:
-        return f"The connection {name!r} is switched off."
+        return None, f"The connection {name!r} is switched off."
     if isinstance(row.client_secret, UndecryptableSecret):
-        return (
+        return None, (
             f"The client secret of the connection {name!r} cannot be decrypted with any key of "
             "POC_ENCRYPTION_KEY (a wrong or missing key); add the old key, or set the secret "
             "again in the admin or with `manage.py add_connection --update`."
         )
-    if problems := settings_of(row).problems(label=field_label):
-        return f"The connection {name!r} is not usable: {' '.join(problems)}"
-    return ""
+    config = settings_of(row)
+    if problems := config.problems(label=field_label):
+        return None, f"The connection {name!r} is not usable: {' '.join(problems)}"
+    return config, ""
 
 
 _secrets: set[str] = set()  # every client secret this process has read (never forgotten)

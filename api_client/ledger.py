@@ -399,14 +399,9 @@ class Ledger:
         """
         if connection.connection is None:
             return False
-        if connection.vendor == "postgresql":  # no lock on the whole database to take turns at
-            try:
-                write()
-            except Exception:
-                logger.debug("Could not write an exchange directly", exc_info=True)
-                return False
-            return True
-        if self._queued or not self._writing.acquire(blocking=False):
+        # PostgreSQL has no lock on the whole database to take turns at; SQLite has.
+        taking_turns = connection.vendor != "postgresql"
+        if taking_turns and (self._queued or not self._writing.acquire(blocking=False)):
             return False  # others wait (share their commit), or this process is writing
         try:
             write()
@@ -414,7 +409,8 @@ class Ledger:
             logger.debug("Could not write an exchange directly", exc_info=True)
             return False
         finally:
-            self._writing.release()
+            if taking_turns:
+                self._writing.release()
         return True
 
 
