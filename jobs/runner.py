@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.05
 MAX_RATE_LIMITED = 50
+REAP_SECONDS = 1.0  # how often a runner settles the items of runners whose leases ran out
 IDLE_LIMIT = 5.0  # seconds a runner waits with nothing to send before it lets the job be
 
 
@@ -70,6 +71,7 @@ class Runner:
         self.done: list[tuple[Item, dict[str, Any]]] = []
         self.sent = 0
         self.stopping = threading.Event()  # set from another thread: leave the job now
+        self._reap_at = 0.0
 
     def run(self) -> dict[str, Any]:
         job = Job.objects.get(pk=self.job_id)
@@ -142,23 +144,27 @@ class Runner:
             self._write(self.done, now)
             self.done = []
             claimed: list[Item] = []
-            if job.state == Job.State.RUNNING:
-                reap(job, now)
+            room = self.capacity - len(self.held)
+            if job.state == Job.State.RUNNING and room > 0:
+                if time.monotonic() >= self._reap_at:  # a lease lasts seconds: no need sooner
+                    reap(job, now)
+                    self._reap_at = time.monotonic() + REAP_SECONDS
                 leased = job.items.filter(state=Item.State.LEASED).count()
-                places = min(self.capacity - len(self.held), job.concurrency - leased)
+                places = min(room, job.concurrency - leased)
                 if places > 0:
-                    ids = list(
-                        job.items.claimable(now)
-                        .order_by("index")
-                        .values_list("id", flat=True)[:places]
-                    )
-                    if ids:
-                        Item.objects.filter(id__in=ids).update(
-                            state=Item.State.LEASED,
-                            lease_owner=self.owner,
-                            lease_until=now + timedelta(seconds=self.lease_seconds),
-                        )
-                        claimed = list(Item.objects.filter(id__in=ids).order_by("index"))
+                    # Read, then lease what was read: the job's row lock (PostgreSQL) or the
+                    # IMMEDIATE transaction (SQLite) keeps other runners out in between.
+                    claimed = list(job.items.claimable(now).order_by("index")[:places])
+                    lease = {
+                        "state": Item.State.LEASED,
+                        "lease_owner": self.owner,
+                        "lease_until": now + timedelta(seconds=self.lease_seconds),
+                    }
+                    if claimed:
+                        Item.objects.filter(id__in=[item.pk for item in claimed]).update(**lease)
+                        for item in claimed:
+                            for name, value in lease.items():
+                                setattr(item, name, value)
             self.job = job
         for item in claimed:
             item.job = job
