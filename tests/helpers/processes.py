@@ -1,6 +1,7 @@
 """What tests need to run pocclient code in other OS processes against the test database."""
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,20 @@ def database_url_for_subprocess() -> str:
         return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def interruptible(args: list[str], **popen: object) -> subprocess.Popen:
+    """``Popen`` a child that turns SIGINT into ``KeyboardInterrupt``, as from a terminal.
+
+    A shell without job control starts a background command (a CI run, ``make test &``) with
+    SIGINT ignored, and a child inherits that, so Ctrl-C tests would see nothing. A handler, unlike
+    an ignored signal, is reset to the default across exec, and Python then installs its own.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **popen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

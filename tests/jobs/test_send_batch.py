@@ -21,7 +21,7 @@ from jobs.runner import Runner
 from sandbox import stats
 from tests.helpers.exchanges import TTY, fake_stdin, run_command
 from tests.helpers.hostile import CONFIG
-from tests.helpers.processes import ROOT, database_url_for_subprocess
+from tests.helpers.processes import ROOT, database_url_for_subprocess, interruptible
 from tests.helpers.waiting import settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -643,7 +643,7 @@ def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow_or_cancel_it(
         for n in range(40)
     ]
     source = write_lines(tmp_path / "slow.jsonl", *calls)
-    process = subprocess.Popen(
+    process = interruptible(
         [sys.executable, "manage.py", "send_batch", source, "--concurrency", "2", "--skip-checks"],
         cwd=ROOT,
         env=subprocess_env(**api_environ(hostile.url)),
