@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.backends.signals import connection_created
 
-from api_client import ratelimit
+from api_client import ledger, ratelimit
 from api_client.client import ApiClient
 from api_client.ledger import LEDGER
 from api_client.models import Exchange
@@ -43,6 +43,12 @@ def test_10000_fan_out_calls_leave_descriptors_connections_and_threads_flat(
 ):
     # The provider's pauses are read once, in the warm-up, however long the batches take.
     monkeypatch.setattr(ratelimit, "PAUSE_READ_EVERY", 3600)
+    # The ledger's writer opens its connection in the warm-up and keeps it however long the
+    # batches take on a slow machine: a connection past CONN_MAX_AGE, or a writer idle for
+    # IDLE_SECONDS while the pool's workers end, would reconnect and count as opened below.
+    LEDGER.stop()
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", None)
+    monkeypatch.setattr(ledger, "IDLE_SECONDS", 3600.0)
     opened = []
 
     def remember(sender, connection, **kwargs):
