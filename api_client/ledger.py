@@ -20,10 +20,10 @@ Reads of the log in this process pass ``read_barrier`` first (``ExchangeQuerySet
 made a call reads its end at once; another process may see it pending for the moment before
 the commit. Batches ``flush`` at their end. The writer takes whatever is waiting and writes
 it in one short transaction: inserts, then the completions (one prepared UPDATE, many rows),
-then the per-minute rollup (``ExchangeRollup``) that the admin's summary reads. Instead of
-every thread taking SQLite's write lock in turn for the log (and sleeping in its busy
-handler between tries), the threads of a process take ``_writing`` first: only one of them
-at a time writes the log (other writes, such as a job's items, do not take it).
+then the per-minute rollup (``ExchangeRollup``) that the admin's summary reads. The threads
+of a process take ``_writing`` to write the log, so only one of them at a time does and a
+thread that finds it taken hands its row over to share a commit; how writers of all kinds
+and processes wait for SQLite's lock is the SQLite backend's gate (``pocclient.db.sqlite3``).
 
 Inside a transaction. A call made while the caller's connection is in an atomic block is
 recorded on that connection instead (its own savepoint): the writer's connection could not

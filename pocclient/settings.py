@@ -197,7 +197,10 @@ SQLITE_OPTIONS = {
     "timeout": SQLITE_BUSY_TIMEOUT,
     "init_command": ";".join(f"PRAGMA {k}={v}" for k, v in SQLITE_PRAGMAS.items()),
 }
+# Django's backend, with writers queueing for the write lock (pocclient/db/sqlite3/base.py).
+SQLITE_ENGINE = "pocclient.db.sqlite3"
 if _database["ENGINE"] == "django.db.backends.sqlite3":
+    _database["ENGINE"] = SQLITE_ENGINE
     _database["OPTIONS"] = SQLITE_OPTIONS
     # The test database is a file, not shared-cache memory: concurrency tests must see the
     # same WAL locking as production. pytest-django suffixes it per xdist worker.

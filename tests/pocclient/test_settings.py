@@ -38,7 +38,7 @@ def sqlite_connections(tmp_path, django_db_blocker):
     handler = ConnectionHandler(
         {
             "default": {
-                "ENGINE": "django.db.backends.sqlite3",
+                "ENGINE": settings.SQLITE_ENGINE,
                 "NAME": str(tmp_path / "tuned.sqlite3"),
                 "OPTIONS": settings.SQLITE_OPTIONS,
             }
@@ -90,7 +90,7 @@ def test_every_thread_gets_its_own_tuned_connection(sqlite_connections):
 
 def test_the_default_database_uses_the_tuned_sqlite_options_when_it_is_sqlite():
     default = settings.DATABASES["default"]
-    if default["ENGINE"] == "django.db.backends.sqlite3":
+    if default["ENGINE"] == settings.SQLITE_ENGINE:
         assert default["OPTIONS"] == settings.SQLITE_OPTIONS
         assert not connection.is_in_memory_db()  # tests run on a file, as production does
     else:
