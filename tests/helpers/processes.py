@@ -39,11 +39,14 @@ def interruptible(args: list[str], **popen: object) -> subprocess.Popen:
 
 
 @contextmanager
-def write_lock_held_by_another_process() -> Iterator[None]:
-    """Another process holds the database's write lock until the block ends (see hold_lock)."""
+def write_lock_held_by_another_process(
+    database_url: str | None = None,
+) -> Iterator[subprocess.Popen]:
+    """Another process holds the write lock of the test database (or of ``database_url``)
+    until the block ends (see hold_lock); the block gets the process."""
     env = {
         **os.environ,
-        "DATABASE_URL": database_url_for_subprocess(),
+        "DATABASE_URL": database_url or database_url_for_subprocess(),
         "DJANGO_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
@@ -60,7 +63,7 @@ def write_lock_held_by_another_process() -> Iterator[None]:
         if line.strip() != "locked":
             process.kill()
             raise RuntimeError(f"the lock holder failed: {process.stderr.read()}")
-        yield
+        yield process
     finally:
         process.stdin.close()  # the holder commits its empty transaction and exits
         process.wait(timeout=30)

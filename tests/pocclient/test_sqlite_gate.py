@@ -7,8 +7,6 @@ On a SQLite file of its own, built from the settings, so that it runs on Postgre
 import fcntl
 import os
 import signal
-import subprocess
-import sys
 import threading
 import traceback
 
@@ -18,7 +16,7 @@ from django.db import OperationalError
 from django.db.utils import ConnectionHandler
 
 from pocclient.db.sqlite3 import base as gated
-from tests.helpers.processes import ROOT
+from tests.helpers.processes import write_lock_held_by_another_process
 
 
 def handler_for(path: str, timeout: float) -> ConnectionHandler:
@@ -62,24 +60,10 @@ def gate_is_free(database) -> bool:
     return True
 
 
-def holder(database) -> subprocess.Popen:
-    """Another process in a transaction on the file (tests/helpers/hold_lock.py), until its
-    standard input closes."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{database['default'].settings_dict['NAME']}",
-        "DJANGO_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.hold_lock"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout.readline().strip() == "locked"
-    return process
+def holding(database):
+    """Another process in a transaction on the file until the block ends (hold_lock)."""
+    path = database["default"].settings_dict["NAME"]
+    return write_lock_held_by_another_process(f"sqlite:///{path}")
 
 
 @pytest.mark.parametrize("commit", [True, False], ids=["commit", "rollback"])
@@ -142,14 +126,9 @@ def test_a_thread_waits_at_the_gate_and_goes_in_when_it_is_free(database):
 def test_past_the_busy_timeout_it_fails_once_and_keeps_its_busy_timeout(database):
     impatient = handler_for(database["default"].settings_dict["NAME"], timeout=0.5)
     conn = impatient["default"]
-    process = holder(database)
-    try:
-        with pytest.raises(OperationalError, match="database is locked"):
-            begin(conn)
-        conn.set_autocommit(True)
-    finally:
-        process.stdin.close()
-        process.wait(30)
+    with holding(database), pytest.raises(OperationalError, match="database is locked"):
+        begin(conn)
+    conn.set_autocommit(True)
     assert conn._gate is None and gate_is_free(database)
     with conn.cursor() as cursor:
         cursor.execute("PRAGMA busy_timeout")
@@ -161,11 +140,10 @@ def test_past_the_busy_timeout_it_fails_once_and_keeps_its_busy_timeout(database
 
 
 def test_a_process_killed_in_a_transaction_leaves_the_gate_free(database):
-    process = holder(database)
-    assert not gate_is_free(database)
-    process.send_signal(signal.SIGKILL)
-    process.wait(30)
-    process.stdin.close()
+    with holding(database) as process:
+        assert not gate_is_free(database)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
 
     assert gate_is_free(database)
     conn = database["default"]
